@@ -1,0 +1,58 @@
+# kt_nb: `make demo` and `make test` do everything on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FASHION_DEB := /usr/share/datasets/fashion-mnist
+
+.PHONY: install data demo test test-slow sync check-sync readme clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Fashion-MNIST without internet: Debian's dataset-fashion-mnist package (installed as root,
+# else unpacked into data/). Where neither works, kt_nb tries torchvision's download and
+# otherwise falls back to scikit-learn's digits, saying so.
+data:
+	@if [ -f $(FASHION_DEB)/t10k-labels-idx1-ubyte.gz ] || [ -f data/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then \
+		echo "Fashion-MNIST: present"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "Fashion-MNIST: no apt-get here; kt_nb will try torchvision's download, else use digits"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+		|| echo "Fashion-MNIST: apt-get install failed; kt_nb will try torchvision's download, else use digits"; \
+	else \
+		tmp=$$(mktemp -d) && (cd $$tmp && apt-get download dataset-fashion-mnist >/dev/null) \
+		&& dpkg-deb -x $$tmp/*.deb $$tmp/x && mkdir -p data/fashion-mnist \
+		&& cp $$tmp/x$(FASHION_DEB)/* data/fashion-mnist/ \
+		|| echo "Fashion-MNIST: apt-get download failed; kt_nb will try torchvision's download, else use digits"; \
+	fi
+
+demo: install data
+	$(BIN)/kt-nb demo
+
+# Notebooks are the source: clean them, export them, and fail if either changed a file.
+check-sync: install
+	@before=$$(cat nbs/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
+	$(BIN)/nbdev-clean && $(BIN)/nbdev-clean --fname index.ipynb && $(BIN)/nbdev-export; \
+	after=$$(cat nbs/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
+	if [ "$$before" != "$$after" ]; then echo "notebooks were not clean or kt_nb/ was out of sync with them: fixed now, review and commit"; exit 1; fi
+
+readme: install
+	$(BIN)/jupyter nbconvert --log-level=ERROR --to markdown --TagRemovePreprocessor.enabled=True \
+		--TagRemovePreprocessor.remove_all_outputs_tags='{"hide_output_in_readme"}' --output README index.ipynb
+
+test: install data check-sync
+	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider --junitxml=.test-results.xml tests; \
+	status=$$?; $(BIN)/python tests/summary.py .test-results.xml; exit $$status
+
+test-slow: install data
+	KT_NB_FLAGS="slow" $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider tests/test_notebooks.py
+
+clean:
+	rm -rf runs .test-results.xml test-artifacts

@@ -1,0 +1,46 @@
+"The `kt-nb` console script as a user runs it."
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+KT_NB = Path(sys.executable).parent / 'kt-nb'
+
+
+def run(*args, **kw):
+    return subprocess.run([str(KT_NB), *args], capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_demo_quick_writes_metrics(tmp_path):
+    result = run('demo', '--quick', '--out', str(tmp_path / 'd'))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / 'd' / 'metrics.json').read_text())
+    assert metrics['settings']['seeds'] == 1
+    assert set(metrics['start_accuracy']) == {'tf_efficientnet_lite0', 'tf_efficientnet_lite1'}
+    methods = {r['method'] for r in metrics['runs']}
+    assert methods == {'start', 'control', 'bikd', 'dml'}
+    # a real training run: the fine-tuned models are well above chance (10 %) on the test split
+    assert all(acc > 0.3 for acc in metrics['start_accuracy'].values()), metrics['start_accuracy']
+    assert 'bikd − control' in result.stdout and 'wall time' in result.stdout
+    assert (tmp_path / 'd' / 'stage1' / 'tf_efficientnet_lite0.safetensors').exists()
+
+
+def test_bad_arguments_fail_before_work(tmp_path):
+    result = run('demo', '--groups', 'resnet10t', '--out', str(tmp_path / 'x'))
+    assert result.returncode == 2 and 'needs 2 or more models' in result.stderr
+    assert not (tmp_path / 'x').exists()
+
+
+def test_unknown_model_is_named(tmp_path):
+    result = run('demo', '--quick', '--groups', 'resnet10t:scratch+efficientnet_b99', '--out', str(tmp_path / 'y'))
+    assert result.returncode != 0
+    assert "timm has no model 'efficientnet_b99'" in result.stderr
+
+
+def test_readme_is_rendered_from_index(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([str(Path(sys.executable).parent / 'jupyter'), 'nbconvert', '--log-level=ERROR', '--to', 'markdown',
+                    '--TagRemovePreprocessor.enabled=True',
+                    '--TagRemovePreprocessor.remove_all_outputs_tags={"hide_output_in_readme"}',
+                    '--output-dir', str(tmp_path), '--output', 'README', str(root / 'index.ipynb')], check=True)
+    assert (tmp_path / 'README.md').read_text() == (root / 'README.md').read_text(), "README.md is stale: run `make readme`"

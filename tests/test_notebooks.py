@@ -1,0 +1,16 @@
+"Every notebook runs top to bottom and its tests pass (cells flagged slow/gpu skipped unless KT_NB_FLAGS names them)."
+import os
+from pathlib import Path
+
+import pytest
+from nbdev.test import test_nb
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT/'nbs').glob('[0-9]*.ipynb')) + [ROOT/'index.ipynb']
+
+
+@pytest.mark.parametrize('notebook', NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook(notebook):
+    flags = os.environ.get('KT_NB_FLAGS', '').split()
+    ok, seconds = test_nb(notebook, skip_flags=[f for f in ('slow', 'gpu') if f not in flags], force_flags=flags)
+    assert ok, f"{notebook.name} failed after {seconds:.0f} s (traceback above)"
