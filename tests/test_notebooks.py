@@ -3,7 +3,7 @@ import os
 from pathlib import Path
 
 import pytest
-from nbdev.test import test_nb
+from nbdev import test as nbdev_test
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT/'nbs').glob('[0-9]*.ipynb')) + [ROOT/'index.ipynb']
@@ -12,5 +12,5 @@ NOTEBOOKS = sorted((ROOT/'nbs').glob('[0-9]*.ipynb')) + [ROOT/'index.ipynb']
 @pytest.mark.parametrize('notebook', NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook(notebook):
     flags = os.environ.get('KT_NB_FLAGS', '').split()
-    ok, seconds = test_nb(notebook, skip_flags=[f for f in ('slow', 'gpu') if f not in flags], force_flags=flags)
+    ok, seconds = nbdev_test.test_nb(notebook, skip_flags=[f for f in ('slow', 'gpu') if f not in flags], force_flags=flags)
     assert ok, f"{notebook.name} failed after {seconds:.0f} s (traceback above)"
