@@ -82,7 +82,7 @@ def load_participants(specs: list[str], weights: dict[str, Path], num_classes: i
     "Fresh participants from stage-1 weights."
     return [participant(parse_model(s)[0], num_classes, weights=weights[s], img_size=img_size, label=s) for s in specs]
 
-# %% ../nbs/07_demo.ipynb #1a485d0d
+# %% ../nbs/07_demo.ipynb #eaf51cb5
 def _arm_rows(frame: pd.DataFrame, start: pd.DataFrame, val_acc: dict, seed: int, group: str, method: str,
               taught: dict | None = None) -> list[dict]:
     rows = []
@@ -124,7 +124,7 @@ def run_demo(cfg: DemoConfig | None = None, out: str | Path = 'runs/demo', progr
                                    method=method, detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr,
                                    batch_size=cfg.batch_size, augment=_augment(data), seed=seed, device=cfg.device,
                                    progress=False, eval_every=0, out=out/'runs'/f'{group}-{method}-seed{seed}'.replace(':', '_'))
-            history = learner.fit()
+            history = learner.fit(resume=True)   # a rerun continues where a stopped demo left off
             last = history.iloc[-1]
             val_acc = {s: last[f'val_acc_{s}'] for s in specs}
             taught = {s: last.get(f'taught_{s}', np.nan) for s in specs} if method != 'control' else None

@@ -18,7 +18,7 @@ from .roles import NOBODY, EVERYONE
 # %% auto #0
 __all__ = ['RoleLedger', 'teaching_share', 'complementary_knowledge', 'complementary_matrix', 'flips']
 
-# %% ../nbs/05_ledger.ipynb #9a8f6127
+# %% ../nbs/05_ledger.ipynb #d20b4c19
 class RoleLedger:
     "Per-sample record of who taught and how well each participant knew the sample."
     def __init__(self, names: list[str], score_name: str = 'score', folder: str | Path | None = None):
@@ -65,9 +65,25 @@ class RoleLedger:
         atomic_write(path, lambda p: pq.write_table(table.replace_schema_metadata(meta), p))
 
     def to_frame(self) -> pd.DataFrame:
-        "All rows recorded so far (flushed or pending)."
+        "All rows this ledger holds (recorded, or kept by `restore`)."
         self.flush()
         return pd.concat(self._frames, ignore_index=True) if self._frames else pd.DataFrame()
+
+    def epoch_rows(self, epoch: int) -> pd.DataFrame:
+        "The rows of one epoch, however many flushes wrote them."
+        return self.to_frame().query('epoch == @epoch').reset_index(drop=True)
+
+    def restore(self, epoch: int, step: int):
+        "Go back to a checkpoint taken before global `step` of `epoch`: rows recorded after it are deleted."
+        self._pending, self._frames = [], []
+        if self.folder is None or not self.folder.exists(): return
+        for path in sorted(self.folder.glob('epoch=*.parquet')):
+            file_epoch = int(path.stem.split('=')[1])
+            if file_epoch < epoch: continue
+            kept = pq.read_table(path).to_pandas() if file_epoch == epoch else pd.DataFrame()
+            kept = kept[kept.step < step].reset_index(drop=True) if len(kept) else kept
+            if len(kept): self._frames.append(kept); self._write(kept, path)
+            else: path.unlink()
 
     @staticmethod
     def read(folder: str | Path) -> pd.DataFrame:
