@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['build_parser', 'demo_command', 'main']
+__all__ = ['build_parser', 'demo_command', 'bench_command', 'main']
 
-# %% ../nbs/08_cli.ipynb #8c5af095
+# %% ../nbs/08_cli.ipynb #ea446418
 def _groups(text: str) -> list[str]:
     models = [m for m in text.split('+') if m]
     if len(models) < 2: raise argparse.ArgumentTypeError(f"a group needs 2 or more models joined by '+', got {text!r}")
@@ -38,6 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--dataset', choices=['fashion_mnist', 'digits'], help='data set (default fashion_mnist)')
     demo.add_argument('--paper-gradients', action='store_true', help="don't detach the teacher (the paper's code)")
     demo.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
+    bench = sub.add_parser('bench', help="time the transfer step against each model alone and the paper's step")
+    bench.add_argument('--models', nargs=2, metavar=('A', 'B'), help='timm names (default: ViT-B/16 and ViT-T/16 on GPU, Lite0 and Lite1 on CPU)')
+    bench.add_argument('--img-size', type=_positive, help='input size in pixels')
+    bench.add_argument('--batch-size', type=_positive, help='images per step')
+    bench.add_argument('--steps', type=_positive, help='timed steps per row (the median is reported)')
+    bench.add_argument('--warmup', type=_positive, help='untimed steps before them')
+    bench.add_argument('--precision', choices=['auto', 'fp32', 'bf16', 'fp16'], help='autocast precision (default: bf16 on GPU, fp32 on CPU)')
+    bench.add_argument('--compile', action='store_true', help='torch.compile the models')
+    bench.add_argument('--device', default='auto', help="'cpu', 'cuda' or 'auto'")
+    bench.add_argument('--out', type=Path, default=Path('runs/bench.json'), help='where the results go as JSON')
     return parser
 
 def demo_command(args) -> int:
@@ -58,10 +68,25 @@ def demo_command(args) -> int:
     print(f"\nwall time {results['wall_time_s']:.0f} s; results in {args.out / 'metrics.json'}")
     return 0
 
+def bench_command(args) -> int:
+    from kt_nb.bench import BenchConfig, bench, bench_table
+    overrides = {k: v for k, v in dict(models=args.models, img_size=args.img_size, batch_size=args.batch_size, steps=args.steps,
+                                       warmup=args.warmup, precision=args.precision).items() if v is not None}
+    cfg = BenchConfig.for_device(args.device, compile=args.compile, **overrides)
+    results = bench(cfg, args.out)
+    s = results['settings']
+    print(f"{results['device_name']} ({s['device']}), torch {results['torch']}: {' <-> '.join(cfg.models)}, "
+          f"{cfg.img_size} px, batch {cfg.batch_size}, {s['precision']}{', compiled' if cfg.compile else ''}; "
+          f"median of {cfg.steps} steps after {cfg.warmup}")
+    with pd.option_context('display.width', 250, 'display.max_columns', 30): print(bench_table(results).to_string())
+    for name, value in results['ratios'].items(): print(f"{name}: {value:.2f}x")
+    print(f"results in {args.out}")
+    return 0
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `kt-nb` console script."
     args = build_parser().parse_args(argv)
-    try: return {'demo': demo_command}[args.command](args)
+    try: return {'demo': demo_command, 'bench': bench_command}[args.command](args)
     except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as e:
         print(f"kt-nb {args.command}: error: {e}", file=sys.stderr)
         return 1

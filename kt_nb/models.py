@@ -178,7 +178,7 @@ def create_model(
             f"Offline, use a model with embedded weights ({offline}), pass weights='file.safetensors', "
             "or pretrained=False to start from scratch.") from None
 
-# %% ../nbs/01_models.ipynb #36d48df9
+# %% ../nbs/01_models.ipynb #a8ef49c2
 class Preprocess(nn.Module):
     "uint8 `(B, C, H, W)` -> float `(B, 3, size, size)`, normalised for one model."
     def __init__(self, size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation: str = 'bilinear', in_chans: int = 3):
@@ -202,6 +202,10 @@ class Preprocess(nn.Module):
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode=self.interpolation, align_corners=False)
         return (x - self.mean) / self.std
+
+    def key(self) -> tuple:
+        "Equal for two preprocessings that produce the same input, so it can be computed once for both."
+        return (self.size, self.interpolation, self.in_chans, tuple(self.mean.flatten().tolist()), tuple(self.std.flatten().tolist()))
 
     def extra_repr(self): return f"size={self.size}, mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}, {self.interpolation}"
 

@@ -44,3 +44,14 @@ def test_readme_is_rendered_from_index(tmp_path):
                     '--TagRemovePreprocessor.remove_all_outputs_tags={"hide_output_in_readme"}',
                     '--output-dir', str(tmp_path), '--output', 'README', str(root / 'index.ipynb')], check=True)
     assert (tmp_path / 'README.md').read_text() == (root / 'README.md').read_text(), "README.md is stale: run `make readme`"
+
+
+def test_bench_prints_its_table_and_writes_json(tmp_path):
+    result = run('bench', '--device', 'cpu', '--models', 'test_efficientnet', 'test_vit', '--img-size', '32',
+                 '--batch-size', '8', '--steps', '2', '--warmup', '1', '--out', str(tmp_path / 'bench.json'))
+    assert result.returncode == 0, result.stderr
+    for row in ('test_efficientnet alone', 'test_vit alone', 'transfer (bikd)', 'frozen anchor', "paper's step"):
+        assert row in result.stdout, result.stdout
+    assert 'transfer / sum of alone:' in result.stdout
+    saved = json.loads((tmp_path / 'bench.json').read_text())
+    assert len(saved['rows']) == 5 and all(r['img_per_s'] > 0 and r['tflops'] > 0 for r in saved['rows'])
