@@ -73,6 +73,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'kt_nb.learner.JointLearner._loader': ('learner.html#jointlearner._loader', 'kt_nb/learner.py'),
                                'kt_nb.learner.JointLearner._manifest': ('learner.html#jointlearner._manifest', 'kt_nb/learner.py'),
                                'kt_nb.learner.JointLearner._start': ('learner.html#jointlearner._start', 'kt_nb/learner.py'),
+                               'kt_nb.learner.JointLearner._watch_finite': ('learner.html#jointlearner._watch_finite', 'kt_nb/learner.py'),
                                'kt_nb.learner.JointLearner._wrap': ('learner.html#jointlearner._wrap', 'kt_nb/learner.py'),
                                'kt_nb.learner.JointLearner.fit': ('learner.html#jointlearner.fit', 'kt_nb/learner.py'),
                                'kt_nb.learner.JointLearner.load_checkpoint': ( 'learner.html#jointlearner.load_checkpoint',

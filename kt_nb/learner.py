@@ -54,7 +54,7 @@ def accuracies(frame: pd.DataFrame) -> dict[str, float]:
     "Accuracy of each participant in a `predict` frame."
     return {c.removeprefix('correct_'): float(frame[c].mean()) for c in frame if c.startswith('correct_')}
 
-# %% ../nbs/06_learner.ipynb #65d86094
+# %% ../nbs/06_learner.ipynb #a18d9a19
 class JointLearner:
     "Train N participants together under a transfer method; evaluate, checkpoint and resume."
     def __init__(self,
@@ -77,6 +77,7 @@ class JointLearner:
         progress: bool = True,             # show a progress bar
         eval_every: int = 1,               # validation every this many epochs (0: last epoch only)
         compile: bool = False,             # torch.compile the trainable models (worth it on GPUs, for long runs)
+        sync_every: int | None = None,     # read the NaN check back every this many steps (None: each step on CPU, 50 on GPU)
     ):
         self.method = get_method(method) if isinstance(method, str) else method
         self.task = task or Classification(train.num_classes)
@@ -93,6 +94,8 @@ class JointLearner:
         if self.precision not in AUTOCAST_DTYPES:
             raise ValueError(f"precision must be one of {['auto', *AUTOCAST_DTYPES]}, got {precision!r}")
         self.checkpoint_every = checkpoint_every
+        self.sync_every = sync_every or (50 if self.device.startswith('cuda') else 1)
+        _check_counts(sync_every=self.sync_every)
         self.participants, self.train_set, self.val_set = participants, train, val
         self.detach_teacher, self.epochs, self.batch_size = detach_teacher, epochs, batch_size
         self.augment, self.seed, self.progress, self.eval_every = augment, seed, progress, eval_every
@@ -125,6 +128,8 @@ class JointLearner:
         self.scaler = torch.amp.GradScaler(device_type, enabled=self.precision == 'fp16')
         self.ledger = RoleLedger([m.name for m in self.members], self.task.score_name, self.out/'ledger' if self.out else None)
         self.history: list[dict] = []
+        self._first_bad_step = torch.tensor(-1, device=self.device)                     # first step with a non-finite loss
+        self._bad_members = torch.zeros(len(self.members), dtype=torch.bool, device=self.device)  # whose outputs were not finite
 
     def __repr__(self):
         return (f"JointLearner({[p.name for p in self.participants]}, method={self.method}, "
@@ -200,7 +205,7 @@ def start_distributed() -> tuple[int, int]:
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
     return (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
 
-# %% ../nbs/06_learner.ipynb #4f1badde
+# %% ../nbs/06_learner.ipynb #a4af8187
 @patch
 def _forward(self: JointLearner, x: Tensor) -> list[Tensor]:
     "Every member's output; each distinct preprocessing runs once, frozen members run without gradients."
@@ -214,27 +219,38 @@ def _forward(self: JointLearner, x: Tensor) -> list[Tensor]:
     return outputs
 
 @patch
-def _check_finite(self: JointLearner, loss: Tensor, outputs: list[Tensor], epoch: int, step: int):
-    bad = (~torch.isfinite(loss)).float()
-    if self.world > 1: dist.all_reduce(bad, dist.ReduceOp.MAX)   # every process stops together
-    if not bad: return
-    bad = [m.name for m, o in zip(self.members, outputs) if not torch.isfinite(o).all()]
+def _watch_finite(self: JointLearner, loss: Tensor, outputs: list[Tensor], step: int):
+    "Note on the device, without waiting for it, the first step whose loss is not finite and whose outputs were not."
+    first = ~torch.isfinite(loss) & (self._first_bad_step < 0)
+    self._first_bad_step = torch.where(first, step, self._first_bad_step)
+    self._bad_members |= first & torch.stack([~torch.isfinite(o).all() for o in outputs])
+
+@patch
+def _check_finite(self: JointLearner, epoch: int):
+    "Stop the run if a watched step was not finite: the one place the step waits for the device."
+    first = self._first_bad_step.clone()
+    if self.world > 1: dist.all_reduce(first, dist.ReduceOp.MAX)   # every process stops together
+    if first < 0: return
+    bad = [m.name for m, b in zip(self.members, self._bad_members.tolist()) if b]
     culprit = f"non-finite outputs from {bad}" if bad else "the loss itself (outputs were finite)"
-    raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}: {culprit}. "
-                             "Weights were not updated; the last checkpoint is intact. Try a lower learning rate.")
+    weights = ("Weights were not updated" if self.sync_every == 1 else
+               f"Checked every {self.sync_every} steps, so the weights after it are not to be used")
+    raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {int(first)}: {culprit}. {weights}; "
+                             "the last checkpoint is intact. Try a lower learning rate.")
 
 @patch
 def train_step(self: JointLearner, x: Tensor, y: Tensor, idx: Tensor, epoch: int, step: int) -> Tensor:
     "One joint step on a batch; returns the (device) loss."
+    self.task.check_target(y)   # on the host, before the copy, so the GPU is not waited for
     x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-    self.task.check_target(y)
     dtype = AUTOCAST_DTYPES[self.precision]
     with torch.autocast(torch.device(self.device).type, dtype=dtype, enabled=dtype is not None):
         outputs = self._forward(x)
         teacher = self.method.teachers(outputs, y, self.task)
         loss, task_losses, transfer = joint_loss(outputs, y, teacher, self.task, self.trainable,
                                                  self.method.task_weight, self.detach_teacher)
-    self._check_finite(loss, outputs, epoch, step)
+    self._watch_finite(loss, outputs, step)
+    if (step + 1) % self.sync_every == 0: self._check_finite(epoch)
     for opt in self.optimizers.values(): opt.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()   # the scaler is a pass-through unless precision is fp16
     for i, opt in self.optimizers.items():
@@ -354,7 +370,7 @@ def _start(self: JointLearner, resume: bool) -> tuple[int, int]:
     self.ledger.restore(epoch, epoch * self.steps_per_epoch + step)
     return position
 
-# %% ../nbs/06_learner.ipynb #fadf5920
+# %% ../nbs/06_learner.ipynb #b8dc07ed
 @patch
 def save_weights(self: JointLearner, folder: str | Path) -> list[Path]:
     "Each participant's weights as `<name>.safetensors` (':' in a name becomes '_')."
@@ -399,7 +415,8 @@ def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
             step += 1
             bar.update()
             if checkpoint and self.checkpoint_every and step % self.checkpoint_every == 0 and step < self.steps_per_epoch:
-                self.ledger.flush(); self.save_checkpoint(checkpoint, epoch, step)
+                self._check_finite(epoch); self.ledger.flush(); self.save_checkpoint(checkpoint, epoch, step)
+        self._check_finite(epoch)   # nothing non-finite reaches a checkpoint or the history
         self._end_epoch(epoch)
         bar.set_postfix(loss=f"{self.history[-1]['loss']:.3f}")
         epoch, step = epoch + 1, 0
