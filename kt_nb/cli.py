@@ -4,13 +4,13 @@
 
 # %% ../nbs/08_cli.ipynb #f6bb9751
 from __future__ import annotations
-import argparse, sys
+import argparse, sys, time
 from pathlib import Path
 
 import pandas as pd
 
 # %% auto #0
-__all__ = ['build_parser', 'demo_command', 'main']
+__all__ = ['build_parser', 'demo_command', 'sweep_command', 'main']
 
 # %% ../nbs/08_cli.ipynb #8c5af095
 def _groups(text: str) -> list[str]:
@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--dataset', choices=['fashion_mnist', 'digits'], help='data set (default fashion_mnist)')
     demo.add_argument('--paper-gradients', action='store_true', help="don't detach the teacher (the paper's code)")
     demo.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
+    sweep = sub.add_parser('sweep', help='run every unfinished point of a sweep spec through papermill, then aggregate')
+    sweep.add_argument('spec', type=Path, help='YAML sweep spec (see sweeps/ and `runs`)')
+    sweep.add_argument('--workers', type=_positive, default=1, help='points run at the same time (default 1)')
+    sweep.add_argument('--out', type=Path, help="sweep folder (default: the spec's `out`, else runs/sweeps/<spec name>)")
+    sweep.add_argument('--timeout', type=float, help='seconds per point before it counts as failed')
+    sweep.add_argument('--report', action='store_true', help='also execute the report notebook into OUT/report.ipynb')
     return parser
 
 def demo_command(args) -> int:
@@ -58,10 +64,27 @@ def demo_command(args) -> int:
     print(f"\nwall time {results['wall_time_s']:.0f} s; results in {args.out / 'metrics.json'}")
     return 0
 
+def sweep_command(args) -> int:
+    from kt_nb.runs import sweep, report_table, run_report, load_spec
+    started = time.time()
+    out = (args.out or load_spec(args.spec).get('out') or Path('runs')/'sweeps'/args.spec.stem).resolve()
+    table = sweep(args.spec, out, workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout)
+    done = table[table.status == 'done']
+    if len(done) and 'model_1' in table:
+        with pd.option_context('display.width', 250, 'display.max_columns', 30):
+            print("Test accuracy (%), mean ± sd over seeds; deltas in points, paired by seed:")
+            print(report_table(table).to_string())
+    failed = table[table.status != 'done']
+    for point, error in zip(failed.point, failed.error): print(f"failed: {point}: {error}", file=sys.stderr)
+    if args.report: print(f"report: {run_report(out)}")
+    print(f"{len(done)} of {len(table)} points done, {len(failed)} failed; wall time {time.time() - started:.0f} s; "
+          f"table in {out/'results.csv'} and results.parquet")
+    return 1 if len(failed) else 0
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `kt-nb` console script."
     args = build_parser().parse_args(argv)
-    try: return {'demo': demo_command}[args.command](args)
+    try: return {'demo': demo_command, 'sweep': sweep_command}[args.command](args)
     except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as e:
         print(f"kt-nb {args.command}: error: {e}", file=sys.stderr)
         return 1

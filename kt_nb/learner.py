@@ -22,12 +22,19 @@ from .losses import joint_loss
 from .ledger import RoleLedger, teaching_share
 
 # %% auto #0
-__all__ = ['predict', 'accuracies', 'JointLearner']
+__all__ = ['PRECISIONS', 'autocast', 'predict', 'accuracies', 'JointLearner']
 
 # %% ../nbs/06_learner.ipynb #466d42ac
+PRECISIONS = ('fp32', 'bf16')
+
+def autocast(device: str, precision: str = 'fp32'):
+    "Context for forward passes: bf16 autocast where `precision == 'bf16'`, else full precision."
+    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose from {list(PRECISIONS)}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == 'bf16')
+
 @torch.no_grad()
 def predict(participants: list[Participant], data: ImageSet, task: Task | None = None,
-            batch_size: int = 256, device: str = 'cpu') -> pd.DataFrame:
+            batch_size: int = 256, device: str = 'cpu', precision: str = 'fp32') -> pd.DataFrame:
     "Per-sample predictions of every participant: `label`, then `pred_`, `<score>_` and `correct_` per name."
     task = task or Classification(data.num_classes)
     modes = [p.model.training for p in participants]
@@ -39,7 +46,7 @@ def predict(participants: list[Participant], data: ImageSet, task: Task | None =
             x, y = x.to(device), y.to(device)
             cols['sample'].append(idx); cols['label'].append(y.cpu())
             for p in participants:
-                out = p(x)
+                with autocast(device, precision): out = p(x)
                 cols[f'pred_{p.name}'].append(out.argmax(-1).cpu())
                 cols[f'{task.score_name}_{p.name}'].append(task.knowledge(out, y).float().cpu())
                 cols[f'correct_{p.name}'].append(task.correct(out, y).cpu())
@@ -71,6 +78,7 @@ class JointLearner:
         out: str | Path | None = None,     # run folder: checkpoint, ledger, history, final weights
         progress: bool = True,             # show a progress bar
         eval_every: int = 1,               # validation every this many epochs (0: last epoch only)
+        precision: str = 'fp32',           # 'bf16': forward passes and losses under bf16 autocast (for GPUs)
     ):
         self.method = get_method(method) if isinstance(method, str) else method
         self.task = task or Classification(train.num_classes)
@@ -78,6 +86,8 @@ class JointLearner:
         names = [p.name for p in participants]
         if len(set(names)) != len(names): raise ValueError(f"participant names must be unique, got {names}")
         self.device = ('cuda' if torch.cuda.is_available() else 'cpu') if device == 'auto' else device
+        autocast(self.device, precision)   # refuses an unknown precision
+        self.precision = precision
         self.participants, self.train_set, self.val_set = participants, train, val
         self.detach_teacher, self.epochs, self.batch_size = detach_teacher, epochs, batch_size
         self.augment, self.seed, self.progress, self.eval_every = augment, seed, progress, eval_every
@@ -105,7 +115,7 @@ class JointLearner:
 
     def __repr__(self):
         return (f"JointLearner({[p.name for p in self.participants]}, method={self.method}, "
-                f"detach_teacher={self.detach_teacher}, epochs={self.epochs}, device={self.device!r})")
+                f"detach_teacher={self.detach_teacher}, epochs={self.epochs}, device={self.device!r}, precision={self.precision!r})")
 
     def _check_outputs(self):
         "One forward pass on two training images: every participant must fit the task."
@@ -114,7 +124,8 @@ class JointLearner:
             mode = member.model.training
             member.model.eval()
             with torch.no_grad():
-                try: out = member(x.to(self.device))
+                try:
+                    with autocast(self.device, self.precision): out = member(x.to(self.device))
                 except RuntimeError as e:
                     raise ValueError(f"participant {member.name!r} cannot take the data's images {tuple(x.shape[1:])}: {e}") from None
             member.model.train(mode)
@@ -151,16 +162,17 @@ def train_step(self: JointLearner, x: Tensor, y: Tensor, idx: Tensor, epoch: int
     "One joint step on a batch; returns the (device) loss."
     x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
     self.task.check_target(y)
-    outputs = self._forward(x)
-    teacher = self.method.teachers(outputs, y, self.task)
-    loss, task_losses, transfer = joint_loss(outputs, y, teacher, self.task, self.trainable,
-                                             self.method.task_weight, self.detach_teacher)
+    with autocast(self.device, self.precision):
+        outputs = self._forward(x)
+        teacher = self.method.teachers(outputs, y, self.task)
+        loss, task_losses, transfer = joint_loss(outputs, y, teacher, self.task, self.trainable,
+                                                 self.method.task_weight, self.detach_teacher)
     self._check_finite(loss, outputs, epoch, step)
     for opt in self.optimizers.values(): opt.zero_grad(set_to_none=True)
     loss.backward()
     for i, opt in self.optimizers.items():
         opt.step(); self.schedulers[i].step()
-    scores = torch.stack([self.task.knowledge(o, y) for o in outputs])
+    scores = torch.stack([self.task.knowledge(o, y).float() for o in outputs])
     self.ledger.record(epoch, step, idx, teacher, scores)
     self._sums += torch.cat([loss.detach()[None], task_losses[:len(self.participants)], transfer[None]])
     return loss.detach()
@@ -239,4 +251,4 @@ def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
 @patch
 def predict(self: JointLearner, data: ImageSet) -> pd.DataFrame:
     "`predict` with this learner's participants, task and device."
-    return predict(self.participants, data, self.task, device=self.device)
+    return predict(self.participants, data, self.task, device=self.device, precision=self.precision)
