@@ -373,6 +373,7 @@ def per_model(table: pd.DataFrame) -> pd.DataFrame:
     done = table[table.status == 'done']
     n = max((int(c.rsplit('_', 1)[1]) for c in table if c.startswith('model_')), default=0)
     keys = ['point', 'group', 'arm', 'method', 'seed', 'control_key']
+    if n == 0 or done.empty: raise ValueError("no finished point with per-model results in this table: nothing to summarize yet")
     long = pd.concat([done[keys + [f'{k}_{i}' for k in MODEL_METRICS]].set_axis(keys + list(MODEL_METRICS), axis=1).assign(position=i)
                       for i in range(1, n + 1)], ignore_index=True).dropna(subset=['model'])
     order = {k: {v: j for j, v in enumerate(dict.fromkeys(done[k]))} for k in ('group', 'arm')}
