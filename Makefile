@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION_DEB := /usr/share/datasets/fashion-mnist
 
-.PHONY: install data demo test test-slow sync check-sync readme clean
+.PHONY: install data demo sweep test test-slow sync check-sync readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -36,11 +36,15 @@ data:
 demo: install data
 	$(BIN)/kt-nb demo
 
+# The embedded default as a sweep of training notebooks through papermill, with its report.
+sweep: install data
+	$(BIN)/kt-nb sweep sweeps/embedded_default.yaml --workers 2 --report
+
 # Notebooks are the source: clean them, export them, and fail if either changed a file.
 check-sync: install
-	@before=$$(cat nbs/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
+	@before=$$(cat nbs/*.ipynb nbs/runs/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
 	$(BIN)/nbdev-clean && $(BIN)/nbdev-clean --fname index.ipynb && $(BIN)/nbdev-export; \
-	after=$$(cat nbs/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
+	after=$$(cat nbs/*.ipynb nbs/runs/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
 	if [ "$$before" != "$$after" ]; then echo "notebooks were not clean or kt_nb/ was out of sync with them: fixed now, review and commit"; exit 1; fi
 
 readme: install

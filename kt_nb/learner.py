@@ -27,10 +27,14 @@ from .ledger import RoleLedger, teaching_share, is_distributed
 __all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'JointLearner', 'EpochBatches', 'start_distributed', 'CheckpointMismatch',
            'pack_state', 'unpack_state', 'config_hash']
 
-# %% ../nbs/06_learner.ipynb #466d42ac
+# %% ../nbs/06_learner.ipynb #fe8e3040
+AUTOCAST_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}   # precision -> autocast dtype
+
 @torch.no_grad()
 def predict(participants: list[Participant], data: ImageSet, task: Task | None = None,
-            batch_size: int = 256, device: str = 'cpu') -> pd.DataFrame:
+            batch_size: int = 256, device: str = 'cpu',
+            precision: str = 'fp32',  # 'bf16' or 'fp16': forward passes under autocast (GPUs)
+           ) -> pd.DataFrame:
     "Per-sample predictions of every participant: `label`, then `pred_`, `<score>_` and `correct_` per name."
     task = task or Classification(data.num_classes)
     modes = [p.model.training for p in participants]
@@ -42,7 +46,8 @@ def predict(participants: list[Participant], data: ImageSet, task: Task | None =
             x, y = x.to(device), y.to(device)
             cols['sample'].append(idx); cols['label'].append(y.cpu())
             for p in participants:
-                out = p(x)
+                with torch.autocast(torch.device(device).type, dtype=AUTOCAST_DTYPES[precision], enabled=precision != 'fp32'):
+                    out = p(x)
                 cols[f'pred_{p.name}'].append(out.argmax(-1).cpu())
                 cols[f'{task.score_name}_{p.name}'].append(task.knowledge(out, y).float().cpu())
                 cols[f'correct_{p.name}'].append(task.correct(out, y).cpu())
@@ -54,7 +59,7 @@ def accuracies(frame: pd.DataFrame) -> dict[str, float]:
     "Accuracy of each participant in a `predict` frame."
     return {c.removeprefix('correct_'): float(frame[c].mean()) for c in frame if c.startswith('correct_')}
 
-# %% ../nbs/06_learner.ipynb #a18d9a19
+# %% ../nbs/06_learner.ipynb #f0f569b2
 class JointLearner:
     "Train N participants together under a transfer method; evaluate, checkpoint and resume."
     def __init__(self,
@@ -168,8 +173,6 @@ class JointLearner:
         batches = EpochBatches(len(self.train_set), self.batch_size, g, start, drop_single=self.world == 1,
                                drop_partial=self.world > 1, rank=self.rank, world=self.world)
         return DataLoader(self.train_set, batch_sampler=batches, generator=g)
-
-AUTOCAST_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 def _check_counts(**counts):
     "Epochs and batch sizes are positive integers; intervals are non-negative integers."
@@ -370,7 +373,7 @@ def _start(self: JointLearner, resume: bool) -> tuple[int, int]:
     self.ledger.restore(epoch, epoch * self.steps_per_epoch + step)
     return position
 
-# %% ../nbs/06_learner.ipynb #b8dc07ed
+# %% ../nbs/06_learner.ipynb #f0d4702d
 @patch
 def save_weights(self: JointLearner, folder: str | Path) -> list[Path]:
     "Each participant's weights as `<name>.safetensors` (':' in a name becomes '_')."
@@ -427,5 +430,5 @@ def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
 
 @patch
 def predict(self: JointLearner, data: ImageSet) -> pd.DataFrame:
-    "`predict` with this learner's participants, task and device."
-    return predict(self.participants, data, self.task, device=self.device)
+    "`predict` with this learner's participants, task, device and precision."
+    return predict(self.participants, data, self.task, device=self.device, precision=self.precision)

@@ -1,0 +1,126 @@
+"Sweeps through the real `papermill` command: a 2 x 2 x 2 grid on the CPU, killed halfway and resumed; bad parameters."
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TRAIN = ROOT/'nbs'/'runs'/'train_classification.ipynb'
+
+# two pairs of tiny models from scratch x (the paper's method, control) x two seeds, on digits
+SPEC = """
+base: {dataset: digits, n_train: 128, n_val: 64, n_test: 128, img_size: 16, stage1_epochs: 1, epochs: 1, threads: 1}
+grid:
+  models: [[resnet10t:scratch, test_vit:scratch], [test_resnet:scratch, test_efficientnet:scratch]]
+  arm: [{method: bikd, rule: gt_confidence}, {method: control}]
+  seed: [0, 1]
+"""
+
+
+def env():
+    return {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')]))}
+
+
+def sessions(out: Path) -> list[list[dict]]:
+    "The events of `sweep.log`, split into the sessions (one per `kt-nb sweep` call) that wrote them."
+    found = []
+    for line in (out/'sweep.log').read_text().splitlines():
+        event = json.loads(line)
+        if event['event'] == 'sweep': found.append([])
+        found[-1].append(event)
+    return found
+
+
+def finished(out: Path) -> dict[str, int]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in out.glob('*/metrics.json')}
+
+
+def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
+    spec, out = tmp_path/'tiny.yaml', tmp_path/'sweep'
+    spec.write_text(SPEC)
+    cmd = [str(BIN/'kt-nb'), 'sweep', str(spec), '--workers', '2', '--out', str(out)]
+    first = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while len(finished(out)) < 3 and first.poll() is None and time.time() < deadline: time.sleep(0.2)
+    assert first.poll() is None, f"the sweep ended before it could be killed: {first.stderr.read().decode()[-2000:]}"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    before = finished(out)
+    assert 3 <= len(before) < 8, before
+    time.sleep(3)   # the points in flight died with the sweep: nothing finishes on its own afterwards
+    assert finished(out) == before
+
+    second = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert '8 of 8 points done, 0 failed' in second.stdout
+    first_session, second_session = sessions(out)
+    skipped = {e['point'] for e in second_session if e['event'] == 'skip'}
+    rerun = {e['point'] for e in second_session if e['event'] == 'start'}
+    points = [p['name'] for p in json.loads((out/'points.json').read_text())]
+    assert skipped == set(before) and rerun == set(points) - set(before) and len(points) == 8
+    assert {k: v for k, v in finished(out).items() if k in before} == before   # finished points were not touched
+
+    table = pd.read_csv(out/'results.csv')
+    parquet = pd.read_parquet(out/'results.parquet')
+    assert list(parquet.columns) == list(table.columns) and parquet.point.tolist() == table.point.tolist()
+    assert parquet.acc_1.tolist() == pytest.approx(table.acc_1.tolist())
+    assert table.point.tolist() == points and (table.status == 'done').all()
+    assert sorted(table.arm.unique()) == ['bikd gt_confidence', 'control'] and sorted(table.seed.unique()) == [0, 1]
+    assert table.groupby(['group', 'arm']).size().tolist() == [2] * 4
+    for i in (1, 2): assert table[f'acc_{i}'].between(0, 1).all() and table[f'start_acc_{i}'].between(0, 1).all()
+    assert set(table.device_used) == {'cpu'} and set(table.precision_used) == {'fp32'}
+    one = out/points[0]
+    assert {'notebook.ipynb', 'metrics.json', 'ledger', 'checkpoint.pt', 'params.yaml'} <= {p.name for p in one.iterdir()}
+    assert 'Test accuracy (%)' in second.stdout and 'bikd gt_confidence' in second.stdout
+
+
+@pytest.mark.parametrize('name,value,message', [
+    ('lr', '-0.1', "parameter 'lr': must be positive, got -0.1"),
+    ('models', 'resnet10t+efficientnet_b99', "parameter 'models': timm has no model 'efficientnet_b99'"),
+])
+def test_bad_parameter_fails_before_work(tmp_path, name, value, message):
+    "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/10_runs.ipynb)."
+    run = tmp_path/'run'
+    result = subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/'out.ipynb'), '-p', name, value, '-p', 'out', str(run),
+                             '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout, (result.stderr + result.stdout)[-3000:]
+    assert not run.exists()   # nothing was loaded, trained or written
+
+
+def test_bad_sweep_point_stops_before_any_point_runs(tmp_path):
+    spec = tmp_path/'bad.yaml'
+    spec.write_text("grid:\n  epochs: [1, 2.5]\n  rule: [gt_confidence, loudest]\n")
+    result = subprocess.run([str(BIN/'kt-nb'), 'sweep', str(spec), '--out', str(tmp_path/'s')], env=env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "parameter 'rule': unknown value 'loudest'; choose from ['gt_confidence', 'max_confidence', 'task_loss']" in result.stderr
+    assert not (tmp_path/'s').exists()
+
+
+def test_help_notebook_lists_every_parameter_with_a_description():
+    from kt_nb.runs import TRAIN_PARAMS
+    result = subprocess.run([str(BIN/'papermill'), '--help-notebook', str(TRAIN)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for name in TRAIN_PARAMS:
+        at = next(i for i, l in enumerate(lines) if l.strip().startswith(f'{name}:'))
+        described = lines[at].split(')', 1)[-1].strip() or lines[at + 1].strip()
+        assert described and not described.endswith(':'), (name, lines[at:at + 2])
+
+
+@pytest.mark.parametrize('notebook', ['train_classification.ipynb', 'report.ipynb'])
+def test_parameters_cell_survives_nbdev_clean(tmp_path, notebook):
+    "`make check-sync` runs nbdev-clean on these notebooks: the cell papermill fills must keep its tag."
+    copy = tmp_path/notebook
+    copy.write_text((ROOT/'nbs'/'runs'/notebook).read_text())
+    subprocess.run([str(BIN/'nbdev-clean'), '--fname', str(copy)], check=True, cwd=ROOT, timeout=120)
+    tagged = [c for c in json.loads(copy.read_text())['cells'] if 'parameters' in c['metadata'].get('tags', [])]
+    assert len(tagged) == 1
