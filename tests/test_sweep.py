@@ -77,7 +77,7 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     for i in (1, 2): assert table[f'acc_{i}'].between(0, 1).all() and table[f'start_acc_{i}'].between(0, 1).all()
     assert set(table.device_used) == {'cpu'} and set(table.precision_used) == {'fp32'}
     one = out/points[0]
-    assert {'notebook.ipynb', 'metrics.json', 'ledger', 'checkpoint.pt', 'params.yaml'} <= {p.name for p in one.iterdir()}
+    assert {'notebook.ipynb', 'metrics.json', 'ledger', 'checkpoint.safetensors', 'params.yaml'} <= {p.name for p in one.iterdir()}
     assert 'Test accuracy (%)' in second.stdout and 'bikd gt_confidence' in second.stdout
 
 
