@@ -1,9 +1,9 @@
 """The explorer as a user meets it: JupyterLab headless, Debian's Chromium through Playwright, real clicks.
 
-Builds a small notebook (digits, three small models, a one-epoch transfer run with a ledger),
-runs all its cells in the browser, then picks another pair, filters a class and opens
-samples, checking after each step that the page shows what it should. Screenshots of every
-step go to test-artifacts/browser/.
+Builds a small notebook (digits, three small models, a two-epoch transfer run with a ledger),
+runs all its cells in the browser, then picks another pair (in a dropdown, then by clicking a
+heat map cell), filters a class and opens samples, checking after each step that the page
+shows what it should. Screenshots of every step go to test-artifacts/browser/.
 """
 import json
 import os
@@ -116,6 +116,9 @@ PLOT_DATA = "sel => { const p = document.querySelector(sel + ' .js-plotly-plot')
 PLOT_TITLE = "sel => { const t = document.querySelector(sel + ' .js-plotly-plot .gtitle'); return t ? t.textContent : null; }"
 SHAPES = ("sel => { const p = document.querySelector(sel + ' .js-plotly-plot');"
           " return p && p.layout ? (p.layout.shapes || []).map(s => [s.x0, s.y0]) : null; }")
+CELL = ("([row, col]) => { const p = document.querySelector('.kt-heatmap .js-plotly-plot'), fl = p._fullLayout;"
+        " const box = p.getBoundingClientRect(), x = p.data[0].x, y = p.data[0].y;"
+        " return [box.left + fl.xaxis._offset + fl.xaxis.l2p(x.indexOf(col)), box.top + fl.yaxis._offset + fl.yaxis.l2p(y.indexOf(row))]; }")
 VISIBLE = "sel => [...document.querySelectorAll(sel)].filter(e => e.offsetParent !== null).map(e => e.textContent.trim())"
 
 
@@ -173,31 +176,41 @@ def test_explorer_in_chromium(lab):
         assert 'resnet14t:scratch' in page.locator('.kt-summary').inner_text()
         assert 'mobilenetv3_small_050' not in page.locator('.kt-summary').inner_text()
 
-        # 3. filter one class: the count drops and every visible label is that class
-        step('03-class-3', lambda: page.select_option('.kt-class select', label='3'),
+        # 3. click a heat map cell: its row and column become the pair, dropdowns included
+        page.locator('.kt-heatmap').first.evaluate("e => e.scrollIntoView({block: 'center'})")
+        x, y = page.evaluate(CELL, ['resnet14t:scratch', 'mobilenetv3_small_050:scratch'])
+        step('03-heatmap-click', lambda: page.mouse.click(x, y),
+             ("() => { const t = document.querySelector('.kt-shares .js-plotly-plot .gtitle');"
+              " return t && t.textContent.includes('resnet14t:scratch + mobilenetv3_small_050:scratch'); }",))
+        assert page.eval_on_selector('.kt-model-a select', 'e => e.value') == 'resnet14t:scratch'
+        assert page.eval_on_selector('.kt-model-b select', 'e => e.value') == 'mobilenetv3_small_050:scratch'
+        assert 'resnet10t' not in page.locator('.kt-summary').inner_text()
+
+        # 4. filter one class: the count drops and every visible label is that class
+        step('04-class-3', lambda: page.select_option('.kt-class select', label='3'),
              ("n => document.querySelector('.kt-count .kt-n').textContent.replace(',', '') !== String(n)", total), focus='.kt-sample')
         n3 = int(page.locator('.kt-count .kt-n').inner_text().replace(',', ''))
         labels = page.evaluate(VISIBLE, '.kt-label')
         assert 0 < n3 < total, n3
         assert labels == ['3'] * min(n3, 24), labels
 
-        # 4. open the first sample: its index and its scores appear
+        # 5. open the first sample: its index and its scores appear
         button = page.locator('.kt-open').first
         sample = button.inner_text().split('#')[1].strip()
-        step('04-open-sample', lambda: button.click(),
+        step('05-open-sample', lambda: button.click(),
              ("s => { const t = document.querySelector('.kt-detail .kt-detail-title'); return t && t.textContent === 'sample #' + s; }", sample),
              focus='.kt-detail table')
         detail = page.locator('.kt-detail').inner_text()
         assert 'Scores before transfer' in detail and 'resnet14t:scratch' in detail, detail
 
-        # 5. the run's training samples: open one and read its role history, one row per epoch
-        step('05-ledger-samples', lambda: page.locator('.kt-source button', has_text='ledger').click(),
+        # 6. the run's training samples: open one and read its role history, one row per epoch
+        step('06-ledger-samples', lambda: page.locator('.kt-source button', has_text='ledger').click(),
              "() => document.querySelector('.kt-count').textContent.includes('training samples')", focus='.kt-sample')
         labels = page.evaluate(VISIBLE, '.kt-label')
         assert labels and set(labels) == {'3'}, labels           # the class filter still holds
         button = page.locator('.kt-open').first
         sample = button.inner_text().split('#')[1].strip()
-        step('06-role-history', lambda: button.click(),
+        step('07-role-history', lambda: button.click(),
              ("s => { const t = document.querySelector('.kt-detail .kt-detail-title'); return t && t.textContent === 'sample #' + s"
               " && document.querySelector('.kt-history-table'); }", sample), focus='.kt-detail')
         rows = page.locator('.kt-history-table tbody tr').count()
