@@ -20,6 +20,7 @@ from .roles import pick_teacher, NOBODY
 from .learner import predict, accuracies
 from .ledger import complementary_matrix, teaching_share
 from .demo import DemoConfig, stage1, load_participants, parse_model
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ZOO', 'cache_root', 'data_key', 'model_key', 'PredictionCache', 'as_participant', 'Screening', 'screen', 'zoo_folder',
@@ -113,7 +114,8 @@ class Screening:
         return np.stack([self.frame[f'{self.score_name}_{n}'].to_numpy(np.float32) for n in names])
 
 # %% ../nbs/09a_screening.ipynb #d7fe499f
-def _roles(self: Screening, names: list[str]) -> pd.DataFrame:
+@patch
+def roles(self: Screening, names: list[str]) -> pd.DataFrame:
     "Per sample: class, the teacher under the paper's rule if `names` trained together now, its margin, each score."
     if len(names) < 2 or len(set(names)) != len(names): raise ValueError(f"choose 2 or more distinct models, got {names}")
     scores = self.scores(names)
@@ -128,11 +130,13 @@ def _roles(self: Screening, names: list[str]) -> pd.DataFrame:
     for n, s in zip(names, scores): frame[f'{self.score_name}_{n}'] = s
     return frame
 
-def _teaching_split(self: Screening, names: list[str], by: str | None = None) -> pd.DataFrame:
+@patch
+def teaching_split(self: Screening, names: list[str], by: str | None = None) -> pd.DataFrame:
     "Expected share of samples each of `names` teaches under the paper's rule, overall or per `by` (e.g. 'class')."
     return teaching_share(self.roles(names), by)
 
-def _pairs(self: Screening) -> pd.DataFrame:
+@patch
+def pairs(self: Screening) -> pd.DataFrame:
     "One row per unordered pair: accuracies, complementary knowledge both ways, expected teaching split."
     acc, comp, rows = self.accuracy(), self.complementary(), []
     for a, b in itertools.combinations(self.names, 2):
@@ -140,8 +144,6 @@ def _pairs(self: Screening) -> pd.DataFrame:
         rows.append({'a': a, 'b': b, 'acc_a': acc[a], 'acc_b': acc[b], 'a_knows_b_not': comp.loc[a, b],
                      'b_knows_a_not': comp.loc[b, a], 'taught_by_a': split[a], 'taught_by_b': split[b]})
     return pd.DataFrame(rows)
-
-Screening.roles, Screening.teaching_split, Screening.pairs = _roles, _teaching_split, _pairs
 
 # %% ../nbs/09a_screening.ipynb #f61e17bb
 def screen(
@@ -169,15 +171,14 @@ def screen(
     return Screening(data, frame, seconds, cached, task.score_name)
 
 # %% ../nbs/09a_screening.ipynb #42e2874b
-def _add(self: Screening, models, cache: PredictionCache | str | Path | None = None, **kwargs) -> Screening:
+@patch
+def add(self: Screening, models, cache: PredictionCache | str | Path | None = None, **kwargs) -> Screening:
     "This screening with more candidates; only those not in the cache run."
     more = screen(models, self.data, cache, **kwargs)
     clash = set(more.names) & set(self.names)
     if clash: raise ValueError(f"already screened: {sorted(clash)}")
     frame = pd.concat([self.frame, more.frame.drop(columns=['sample', 'label'])], axis=1)
     return Screening(self.data, frame, {**self.seconds, **more.seconds}, {**self.cached, **more.cached}, self.score_name)
-
-Screening.add = _add
 
 # %% ../nbs/09a_screening.ipynb #fb6863de
 ZOO = ['tf_efficientnet_lite0', 'tf_efficientnet_lite1', 'resnet10t:scratch', 'convnext_atto:scratch']
