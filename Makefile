@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION_DEB := /usr/share/datasets/fashion-mnist
 
-.PHONY: install data demo sweep test test-slow sync check-sync readme clean
+.PHONY: install data chromium demo sweep test test-slow sync check-sync readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -33,6 +33,18 @@ data:
 		|| echo "Fashion-MNIST: apt-get download failed; kt_nb will try torchvision's download, else use digits"; \
 	fi
 
+# The browser test drives Debian's Chromium through Playwright (never `playwright install`):
+# installed with apt-get when run as root, else the test skips and says why.
+chromium:
+	@if command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || [ -n "$$KT_NB_CHROMIUM" ]; then \
+		echo "Chromium: present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "Chromium: apt-get install failed; the browser test will skip"; \
+	else \
+		echo "Chromium: not installed and no root for apt-get; the browser test will skip (install chromium, or set KT_NB_CHROMIUM)"; \
+	fi
+
 demo: install data
 	$(BIN)/kt-nb demo
 
@@ -51,7 +63,7 @@ readme: install
 	$(BIN)/jupyter nbconvert --log-level=ERROR --to markdown --TagRemovePreprocessor.enabled=True \
 		--TagRemovePreprocessor.remove_all_outputs_tags='{"hide_output_in_readme"}' --output README index.ipynb
 
-test: install data check-sync
+test: install data chromium check-sync
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider --junitxml=.test-results.xml tests; \
 	status=$$?; $(BIN)/python tests/summary.py .test-results.xml; exit $$status
 
