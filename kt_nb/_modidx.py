@@ -114,7 +114,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'kt_nb/learner.py'),
                                'kt_nb.learner.JointLearner.save_weights': ('learner.html#jointlearner.save_weights', 'kt_nb/learner.py'),
                                'kt_nb.learner.JointLearner.train_step': ('learner.html#jointlearner.train_step', 'kt_nb/learner.py'),
-                               'kt_nb.learner._check_counts': ('learner.html#_check_counts', 'kt_nb/learner.py'),
+                               'kt_nb.learner._check_count': ('learner.html#_check_count', 'kt_nb/learner.py'),
                                'kt_nb.learner.accuracies': ('learner.html#accuracies', 'kt_nb/learner.py'),
                                'kt_nb.learner.config_hash': ('learner.html#config_hash', 'kt_nb/learner.py'),
                                'kt_nb.learner.pack_state': ('learner.html#pack_state', 'kt_nb/learner.py'),

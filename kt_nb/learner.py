@@ -59,7 +59,7 @@ def accuracies(frame: pd.DataFrame) -> dict[str, float]:
     "Accuracy of each participant in a `predict` frame."
     return {c.removeprefix('correct_'): float(frame[c].mean()) for c in frame if c.startswith('correct_')}
 
-# %% ../nbs/06_learner.ipynb #f0f569b2
+# %% ../nbs/06_learner.ipynb #e9db8d1b
 class JointLearner:
     "Train N participants together under a transfer method; evaluate, checkpoint and resume."
     def __init__(self,
@@ -83,13 +83,16 @@ class JointLearner:
         eval_every: int = 1,               # validation every this many epochs (0: last epoch only)
         compile: bool = False,             # torch.compile the trainable models (worth it on GPUs, for long runs)
         sync_every: int | None = None,     # read the NaN check back every this many steps (None: each step on CPU, 50 on GPU)
+        workers: int = 0,                  # data loading processes (kept across epochs; pinned memory on GPU)
     ):
         self.method = get_method(method) if isinstance(method, str) else method
         self.task = task or Classification(train.num_classes)
         self.method.check(len(participants))
         names = [p.name for p in participants]
         if len(set(names)) != len(names): raise ValueError(f"participant names must be unique, got {names}")
-        _check_counts(epochs=epochs, batch_size=batch_size, checkpoint_every=checkpoint_every, eval_every=eval_every)
+        for name, value, low in (('epochs', epochs, 1), ('batch_size', batch_size, 1), ('checkpoint_every', checkpoint_every, 0),
+                                 ('eval_every', eval_every, 0), ('workers', workers, 0)): _check_count(name, value, low)
+        self.workers = workers
         self.rank, self.world = start_distributed()
         if batch_size % self.world:
             raise ValueError(f"batch_size={batch_size} is the global batch and must divide evenly among {self.world} processes")
@@ -100,7 +103,7 @@ class JointLearner:
             raise ValueError(f"precision must be one of {['auto', *AUTOCAST_DTYPES]}, got {precision!r}")
         self.checkpoint_every = checkpoint_every
         self.sync_every = sync_every or (50 if self.device.startswith('cuda') else 1)
-        _check_counts(sync_every=self.sync_every)
+        _check_count('sync_every', self.sync_every, 1)
         self.participants, self.train_set, self.val_set = participants, train, val
         self.detach_teacher, self.epochs, self.batch_size = detach_teacher, epochs, batch_size
         self.augment, self.seed, self.progress, self.eval_every = augment, seed, progress, eval_every
@@ -168,26 +171,30 @@ class JointLearner:
 
     def _loader(self, epoch: int, start: int = 0) -> DataLoader:
         "The epoch's batches in their seeded order, from batch `start` on; this process's share of each."
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)   # the same order in every process
-        # a last batch of one sample breaks batch norm in training mode; one that does not split evenly breaks DDP's mean
-        batches = EpochBatches(len(self.train_set), self.batch_size, g, start, drop_single=self.world == 1,
-                               drop_partial=self.world > 1, rank=self.rank, world=self.world)
-        return DataLoader(self.train_set, batch_sampler=batches, generator=g)
+        if not hasattr(self, '_data'):   # one loader for the whole run, so that worker processes persist
+            # a last batch of one sample breaks batch norm in training mode; one that does not split evenly breaks DDP's mean
+            self._batches = EpochBatches(len(self.train_set), self.batch_size, drop_single=self.world == 1,
+                                         drop_partial=self.world > 1, rank=self.rank, world=self.world)
+            self._worker_rng = torch.Generator()   # the loader seeds its workers from this, not from torch's global generator
+            self._data = DataLoader(self.train_set, batch_sampler=self._batches, generator=self._worker_rng,
+                                    num_workers=self.workers, persistent_workers=self.workers > 0,
+                                    pin_memory=self.workers > 0 and self.device.startswith('cuda'))
+        self._batches.seed, self._batches.start = self.seed * 1_000_003 + epoch, start   # the same order in every process
+        self._worker_rng.manual_seed(self.seed * 1_000_003 + epoch)
+        return self._data
 
-def _check_counts(**counts):
-    "Epochs and batch sizes are positive integers; intervals are non-negative integers."
-    for name, value in counts.items():
-        low = 0 if name.endswith('_every') else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+def _check_count(name: str, value, low: int):
+    "Counts (epochs, batch size, intervals) are integers of at least `low`."
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 class EpochBatches(Sampler):
     "One epoch's batches of sample indices in a seeded random order, from batch `start` on (a resumed epoch), sharded over processes."
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator, start: int = 0,
+    def __init__(self, n: int, batch_size: int, seed: int = 0, start: int = 0,
                  drop_single: bool = False,   # drop a last batch of a single sample
                  drop_partial: bool = False,  # drop a last batch smaller than `batch_size`
                  rank: int = 0, world: int = 1):  # this process takes the rank-th of `world` equal slices of every batch
-        self.n, self.batch_size, self.generator, self.start = n, batch_size, generator, start
+        self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start
         self.drop_single, self.drop_partial, self.rank, self.world = drop_single, drop_partial, rank, world
     def _count(self) -> int:
         rest = self.n % self.batch_size
@@ -195,7 +202,9 @@ class EpochBatches(Sampler):
         return self.n // self.batch_size if dropped else -(-self.n // self.batch_size)
     def __len__(self): return self._count() - self.start
     def __iter__(self):
-        order = torch.randperm(self.n, generator=self.generator).tolist()   # drawn when iterated, as torch's shuffling does
+        g = torch.Generator().manual_seed(self.seed)
+        torch.empty((), dtype=torch.int64).random_(generator=g)   # torch's shuffling loader draws a worker seed first: same order
+        order = torch.randperm(self.n, generator=g).tolist()
         share = self.batch_size // self.world
         for b in range(self.start, self._count()):
             batch = order[b * self.batch_size:(b + 1) * self.batch_size]
