@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .data import ImageSet, Augment
 from .models import Participant, load_state, previous_path, save_state, state_hash
-from .tasks import Task, Classification
+from .tasks import Task, Classification, per_sample
 from .roles import Method, get_method
 from .losses import joint_loss
 from .ledger import RoleLedger, teaching_share
@@ -29,21 +29,22 @@ __all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'JointLearner', 'EpochBat
 @torch.no_grad()
 def predict(participants: list[Participant], data: ImageSet, task: Task | None = None,
             batch_size: int = 256, device: str = 'cpu') -> pd.DataFrame:
-    "Per-sample predictions of every participant: `label`, then `pred_`, `<score>_` and `correct_` per name."
+    "Per-sample predictions of every participant: `label`, then `pred_`, `<score>_` and `correct_` per name (dense tasks: score and correct only, per-sample means)."
     task = task or Classification(data.num_classes)
     modes = [p.model.training for p in participants]
     for p in participants: p.model.eval()
-    cols = {'sample': [], 'label': []}
-    for p in participants: cols.update({f'pred_{p.name}': [], f'{task.score_name}_{p.name}': [], f'correct_{p.name}': []})
+    cols = {}
+    add = lambda column, value: cols.setdefault(column, []).append(value.cpu())
     try:
         for x, y, idx in DataLoader(data, batch_size=batch_size):
             x, y = x.to(device), y.to(device)
-            cols['sample'].append(idx); cols['label'].append(y.cpu())
+            add('sample', idx)
+            if y.ndim == 1: add('label', y)              # one label per sample (not a mask)
             for p in participants:
                 out = p(x)
-                cols[f'pred_{p.name}'].append(out.argmax(-1).cpu())
-                cols[f'{task.score_name}_{p.name}'].append(task.knowledge(out, y).float().cpu())
-                cols[f'correct_{p.name}'].append(task.correct(out, y).cpu())
+                if out.ndim == 2: add(f'pred_{p.name}', out.argmax(-1))
+                add(f'{task.score_name}_{p.name}', per_sample(task.knowledge(out, y)).float())
+                add(f'correct_{p.name}', per_sample(task.correct(out, y)))
     finally:
         for p, mode in zip(participants, modes): p.model.train(mode)
     return pd.DataFrame({k: torch.cat(v).numpy() for k, v in cols.items()})

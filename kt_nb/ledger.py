@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 from torch import Tensor
 from .models import atomic_write
 from .roles import NOBODY, EVERYONE
+from .tasks import per_sample
 
 # %% auto #0
 __all__ = ['RoleLedger', 'teaching_share', 'complementary_knowledge', 'complementary_matrix', 'flips']
@@ -31,8 +33,8 @@ class RoleLedger:
 
     def record(self, epoch: int, step: int,
                sample: Tensor,   # (batch,) sample indices
-               teacher: Tensor,  # (batch,) teacher index, NOBODY or EVERYONE
-               scores: Tensor):  # (n_participants, batch)
+               teacher: Tensor,  # (batch,) or (batch, *element) teacher index, NOBODY or EVERYONE
+               scores: Tensor):  # (n_participants, batch) or (n_participants, batch, *element)
         "Keep one step's roles on their device until `flush`."
         self._pending.append((epoch, step, sample.detach(), teacher.detach(), scores.detach()))
 
@@ -44,11 +46,14 @@ class RoleLedger:
             code = teacher.cpu().numpy().copy()
             if ((code >= len(self.names)) | (code < EVERYONE)).any():
                 raise ValueError(f"teacher indices must name one of {len(self.names)} participants, NOBODY or EVERYONE; got {sorted(set(code.tolist()))}")
+            shares = None
+            if code.ndim > 1: code, shares = _dense_teachers(code, len(self.names))
             code[code == NOBODY], code[code == EVERYONE] = len(self.names), len(self.names) + 1
             frame = {'epoch': np.full(len(code), epoch, dtype=np.int32), 'step': np.full(len(code), step, dtype=np.int64),
                      'sample': sample.cpu().numpy().astype(np.int64),
                      'teacher': pd.Categorical.from_codes(code, self.teacher_labels())}
-            for name, s in zip(self.names, scores.float().cpu().numpy()): frame[f'{self.score_name}_{name}'] = s
+            for name, s in zip(self.names, scores.float().cpu()): frame[f'{self.score_name}_{name}'] = per_sample(s).numpy()
+            if shares is not None: frame.update({f'share_{name}': s for name, s in zip(self.names, shares)})
             rows.append(pd.DataFrame(frame))
         self._pending = []
         df = pd.concat(rows, ignore_index=True)
@@ -94,6 +99,17 @@ class RoleLedger:
         df = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
         df.attrs.update(json.loads(tables[0].schema.metadata[b'kt_nb']))
         return df
+
+def _dense_teachers(
+    code: np.ndarray,  # (batch, *element) teacher index, NOBODY or EVERYONE
+    n: int,            # participants
+) -> tuple[np.ndarray, np.ndarray]:  # (batch,) teacher of most taught elements, (n, batch) share each taught
+    "Per-element roles summed up per sample."
+    flat = code.reshape(len(code), -1)
+    counts = np.stack([(flat == i).sum(1) for i in [*range(n), EVERYONE]])   # (n + 1, batch)
+    taught, top = counts.sum(0), counts.argmax(0)
+    teacher = np.where(taught == 0, NOBODY, np.where(top == n, EVERYONE, top))
+    return teacher, counts[:n] / np.maximum(taught, 1)
 
 # %% ../nbs/05_ledger.ipynb #3f9ff702
 def teaching_share(ledger: pd.DataFrame, by: str | list[str] | None = None) -> pd.DataFrame:
