@@ -15,34 +15,45 @@ __all__ = ['transfer_loss', 'joint_loss', 'bikd_loss']
 # %% ../nbs/04_losses.ipynb #56a80674
 def transfer_loss(
     outputs: list[Tensor],     # n outputs for the same batch
-    weights: Tensor,           # (n, n, batch) from `teaching_matrix`
+    weights: Tensor,           # (n, n, batch) or (n, n, batch, *element) from `teaching_matrix`
     task: Task,
     detach_teacher: bool = True,
     trainable: list[bool] | None = None,  # students that can learn (pairs into frozen ones are skipped)
+    valid: Tensor | None = None,          # (batch, *element) bool, elements with a label (None: all)
 ) -> Tensor:                   # scalar
-    "Mean over the batch of each student's weighted divergence from its teachers."
+    "Mean over the batch (its labelled elements, for dense tasks) of each student's weighted divergence from its teachers."
     n = len(outputs)
     total = outputs[0].new_zeros((), dtype=torch.float32)
     for s in range(n):
         if trainable is not None and not trainable[s]: continue
         for t in range(n):
-            if t != s: total = total + (weights[t, s] * task.divergence(outputs[t], outputs[s], detach_teacher)).mean()
+            if t == s: continue
+            divergence = task.divergence(outputs[t], outputs[s], detach_teacher)   # (batch,) or (batch, *element)
+            weight = weights[t, s]
+            weight = weight.view(*weight.shape, *[1] * (divergence.ndim - weight.ndim))   # a sample's teacher teaches all its elements
+            total = total + _labelled_mean(weight * divergence, valid)
     return total
+
+def _labelled_mean(values: Tensor, valid: Tensor | None) -> Tensor:
+    "Mean of all entries, or of the labelled ones."
+    if valid is None: return values.mean()
+    return values.masked_fill(~valid, 0).sum() / valid.sum().clamp(min=1)
 
 def joint_loss(
     outputs: list[Tensor],      # n outputs for the same batch
     target: Tensor,             # ground truth for the batch
-    teacher: Tensor,            # (batch,) from a method's `teachers`
+    teacher: Tensor,            # (batch,) or (batch, *element) from a method's `teachers`
     task: Task,
     trainable: list[bool],      # which participants learn
     task_weight: float = 1.0,   # weight of the task loss (0 for KL-only methods)
     detach_teacher: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:  # total scalar, (n,) task loss per participant, transfer scalar
     "The objective of one step: task losses of the trainable participants plus the transfer term."
+    outputs = [task.align(o, target) for o in outputs]
     task_losses = torch.stack([task.sample_loss(o, target).mean() for o in outputs])
     learns = torch.tensor(trainable, dtype=task_losses.dtype, device=task_losses.device)
     weights = teaching_matrix(teacher, trainable)
-    transfer = transfer_loss(outputs, weights, task, detach_teacher, trainable)
+    transfer = transfer_loss(outputs, weights, task, detach_teacher, trainable, task.valid(target))
     return task_weight * (task_losses * learns).sum() + transfer, task_losses.detach(), transfer.detach()
 
 # %% ../nbs/04_losses.ipynb #dce3b973

@@ -17,13 +17,15 @@ __all__ = ['NOBODY', 'EVERYONE', 'ROLE_RULES', 'METHODS', 'pick_teacher', 'regis
 NOBODY, EVERYONE = -1, -2
 
 def pick_teacher(
-    scores: Tensor,  # (n_models, batch) higher = knows the sample better
-) -> Tensor:         # (batch,) index of the teaching model; NOBODY where tied (3+ models)
-    "The best-scoring model teaches each sample; ties as in the paper's code."
-    if scores.shape[0] == 2: return (scores[1] >= scores[0]).long()
-    at_best = scores == scores.amax(0, keepdim=True)
-    teacher = at_best.int().argmax(0)
-    return torch.where(at_best.sum(0) > 1, torch.full_like(teacher, NOBODY), teacher).long()
+    scores: Tensor,  # (n_models, batch, *element) higher = knows it better; NaN for all models where unscored
+) -> Tensor:         # (batch, *element) index of the teaching model; NOBODY where tied (3+ models) or unscored
+    "The best-scoring model teaches each sample (or element); ties as in the paper's code."
+    if scores.shape[0] == 2: teacher = (scores[1] >= scores[0]).long()
+    else:
+        at_best = scores == scores.amax(0, keepdim=True)
+        teacher = at_best.int().argmax(0)
+        teacher = torch.where(at_best.sum(0) > 1, torch.full_like(teacher, NOBODY), teacher).long()
+    return teacher.masked_fill(scores.isnan().all(0), NOBODY)
 
 # %% ../nbs/03_roles.ipynb #9485ae8a
 ROLE_RULES = {}
@@ -121,14 +123,14 @@ def get_method(name: str, **kwargs) -> Method:
 
 # %% ../nbs/03_roles.ipynb #8cfd2805
 def teaching_matrix(
-    teacher: Tensor,        # (batch,) teacher index, NOBODY or EVERYONE
+    teacher: Tensor,        # (batch, *element) teacher index, NOBODY or EVERYONE
     trainable: list[bool],  # (n,) which participants learn
-) -> Tensor:                # (n_teachers, n_students, batch) weights; each student's column sums to 0 or 1
-    "How much each student learns from each teacher on each sample."
-    n = len(trainable)
+) -> Tensor:                # (n_teachers, n_students, batch, *element) weights; each student's column sums to 0 or 1
+    "How much each student learns from each teacher on each sample (or element)."
+    n, trailing = len(trainable), [1] * teacher.ndim
     ids = torch.arange(n, device=teacher.device)
-    teaches = (teacher[None] == ids[:, None]) | (teacher[None] == EVERYONE)   # (n, batch)
+    teaches = (teacher[None] == ids.view(n, *trailing)) | (teacher[None] == EVERYONE)   # (n, batch, *element)
     learns = torch.tensor(trainable, device=teacher.device)
-    pair = (ids[:, None] != ids[None, :]) & learns[None, :]                  # (n, n)
-    weight = (teaches[:, None, :] & pair[:, :, None]).float()
+    pair = (ids[:, None] != ids[None, :]) & learns[None, :]                            # (n, n)
+    weight = (teaches[:, None] & pair.view(n, n, *trailing)).float()
     return weight / weight.sum(0, keepdim=True).clamp(min=1)

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['Task', 'Classification']
+__all__ = ['Task', 'per_sample', 'Classification']
 
 # %% ../nbs/02_tasks.ipynb #900d01c7
 class Task:
-    "The interface between a kind of output and the transfer engine. Every method works per sample."
+    "The interface between a kind of output and the transfer engine. Every method works per sample, or per element (pixel) for dense tasks."
     name = 'task'
     score_name = 'score'   # what `knowledge` measures, as the ledger names it
 
@@ -21,21 +21,34 @@ class Task:
         "Raise a `ValueError` if `target` cannot be a ground truth of this task."
     def check_output(self, output: Tensor):
         "Raise a `ValueError` if `output` cannot be a model output for this task."
+    def align(self, output: Tensor, target: Tensor) -> Tensor:
+        "The output at the target's resolution (dense tasks resize; by default unchanged)."
+        return output
+    def valid(self, target: Tensor) -> Tensor | None:
+        "(B, *element) bool, the elements that carry a label; None: every element does."
+        return None
     def sample_loss(self, output: Tensor, target: Tensor) -> Tensor:
         "(B,) task loss of each sample."
         raise NotImplementedError
     def knowledge(self, output: Tensor, target: Tensor) -> Tensor:
-        "(B,) how well the model knows each sample; higher is better."
+        "(B,) or (B, *element) how well the model knows each sample or element; higher is better, NaN where unlabelled."
         raise NotImplementedError
     def confidence(self, output: Tensor) -> Tensor:
-        "(B,) label-free confidence of each sample; higher is surer."
+        "(B,) or (B, *element) label-free confidence; higher is surer."
         raise NotImplementedError
     def divergence(self, teacher: Tensor, student: Tensor, detach_teacher: bool = True) -> Tensor:
-        "(B,) divergence of the student's output from the teacher's."
+        "(B,) or (B, *element) divergence of the student's output from the teacher's."
         raise NotImplementedError
     def correct(self, output: Tensor, target: Tensor) -> Tensor:
-        "(B,) bool, whether each sample is right."
+        "(B,) bool, whether each sample is right; or (B, *element) float, 1/0 per element and NaN where unlabelled."
         raise NotImplementedError
+
+def per_sample(
+    values: Tensor,  # (B,) or (B, *element)
+) -> Tensor:         # (B,)
+    "One number per sample: per-element values are averaged over the sample's labelled (non-NaN) elements."
+    if values.ndim == 1: return values
+    return values.float().flatten(1).nanmean(1)
 
 # %% ../nbs/02_tasks.ipynb #86adcacc
 class Classification(Task):
