@@ -86,7 +86,7 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     ('models', 'resnet10t+efficientnet_b99', "parameter 'models': timm has no model 'efficientnet_b99'"),
 ])
 def test_bad_parameter_fails_before_work(tmp_path, name, value, message):
-    "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/10_runs.ipynb)."
+    "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/12_runs.ipynb)."
     run = tmp_path/'run'
     result = subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/'out.ipynb'), '-p', name, value, '-p', 'out', str(run),
                              '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)
