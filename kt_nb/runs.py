@@ -21,10 +21,10 @@ from .learner import AUTOCAST_DTYPES
 from .demo import DemoConfig, parse_model, stage1, load_participants, _arm_rows, _strict_json, _pm
 
 # %% auto #0
-__all__ = ['DATASETS', 'TRAIN_PARAMS', 'STAGE1_KEYS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS', 'RUN_KEYS',
-           'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'check_params', 'start_participants', 'run_metrics',
-           'write_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point', 'sweep',
-           'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
+__all__ = ['DATASETS', 'TRAIN_PARAMS', 'SEG_PARAMS', 'STAGE1_KEYS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS',
+           'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'check_params', 'start_participants',
+           'run_metrics', 'write_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point',
+           'sweep', 'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
 
 # %% ../nbs/12_runs.ipynb #6503bb5a
 DATASETS = ('fashion_mnist', 'digits')
@@ -109,6 +109,32 @@ def check_params(
         if checked['device'] == 'auto': checked['device'] = 'cuda' if torch.cuda.is_available() else 'cpu'
         if checked['precision'] == 'auto': checked['precision'] = 'bf16' if checked['device'].startswith('cuda') else 'fp32'
     return checked
+
+# %% ../nbs/12_runs.ipynb #acca7cf6
+def _segmenters(value):
+    "A list of '<timm name>:<decoder>' specs."
+    from kt_nb.segmentation import SEG_DECODERS
+    if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(isinstance(s, str) for s in value):
+        raise ValueError(f"must be a list of 2 or more '<timm name>:<decoder>' specs, got {value!r}")
+    for spec in value:
+        name, _, decoder = spec.partition(':')
+        if decoder not in SEG_DECODERS: raise ValueError(f"{spec!r}: unknown decoder {decoder!r}; choose from {sorted(SEG_DECODERS)}")
+        check_model_name(name)
+    return list(value)
+
+def _seg_arms(value):
+    from kt_nb.segmentation import SEG_METHODS
+    arms = sorted(set(SEG_METHODS) - {'control'})
+    if not isinstance(value, (list, tuple)) or not all(v in arms for v in value):
+        raise ValueError(f"must be a list of arms from {arms} (the control always runs), got {value!r}")
+    return list(value)
+
+SEG_PARAMS = {
+    'models': _segmenters, 'methods': _seg_arms, 'seeds': _integer(1), 'n_train': _integer(2), 'n_test': _integer(1),
+    'size': _integer(16), 'batch_size': _integer(2), 'stage1_epochs': _integer(1), 'stage1_lr': _number(positive=True),
+    'epochs': _integer(1), 'lr': _number(positive=True), 'detach_teacher': _boolean, 'data_seed': _integer(0),
+    'threads': _integer(0), 'device': _device, 'out': _text,
+}
 
 # %% ../nbs/12_runs.ipynb #fa3645e5
 STAGE1_KEYS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'stage1_epochs', 'stage1_lr')
