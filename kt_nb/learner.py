@@ -119,6 +119,7 @@ class JointLearner:
             if not learns: member.model.eval().requires_grad_(False)
         self._check_outputs()
         self._check_batch_norm()
+        self.input_keys = [m.preprocess.key() for m in self.members]   # members with equal keys share one preprocessed batch
         self.nets = [self._wrap(m.model) if learns and self.world > 1 else m.model for m, learns in zip(self.members, self.trainable)]
         if compile: self.nets = [torch.compile(net) if learns else net for net, learns in zip(self.nets, self.trainable)]
         self.compiled = compile
@@ -223,8 +224,7 @@ def start_distributed() -> tuple[int, int]:
 def _forward(self: JointLearner, x: Tensor) -> list[Tensor]:
     "Every member's output; each distinct preprocessing runs once, frozen members run without gradients."
     outputs, inputs = [], {}
-    for member, net, learns in zip(self.members, self.nets, self.trainable):
-        key = member.preprocess.key()
+    for member, net, learns, key in zip(self.members, self.nets, self.trainable, self.input_keys):
         if key not in inputs: inputs[key] = member.preprocess(x)
         if learns: outputs.append(net(inputs[key]))
         else:
