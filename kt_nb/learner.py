@@ -122,7 +122,6 @@ class JointLearner:
         self.input_keys = [m.preprocess.key() for m in self.members]   # members with equal keys share one preprocessed batch
         self.nets = [self._wrap(m.model) if learns and self.world > 1 else m.model for m, learns in zip(self.members, self.trainable)]
         if compile: self.nets = [torch.compile(net) if learns else net for net, learns in zip(self.nets, self.trainable)]
-        self.compiled = compile
         self.start_hashes = [state_hash(p.model.state_dict()) for p in participants]   # after DDP made all processes agree
         self.lrs = lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(participants)
         self.weight_decay = weight_decay
