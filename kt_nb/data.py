@@ -5,7 +5,7 @@
 # %% ../nbs/00_data.ipynb #e49c6a45
 from __future__ import annotations
 import gzip, os, struct, warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,12 +106,12 @@ class ImageSet(Dataset):
     def num_classes(self) -> int: return len(self.classes)
 
     def subset(self, idx, name: str | None = None) -> ImageSet:
-        "The samples at `idx`, renumbered from 0."
+        "The samples at `idx`, renumbered from 0 (a set of the same kind, with its other fields)."
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return ImageSet(self.images[idx], self.labels[idx], self.classes, name or self.name)
+        return replace(self, images=self.images[idx], labels=self.labels[idx], name=name or self.name)
 
     def __repr__(self):
-        return f"ImageSet({self.name!r}, {len(self)} images {tuple(self.images.shape[1:])}, {self.num_classes} classes)"
+        return f"{type(self).__name__}({self.name!r}, {len(self)} images {tuple(self.images.shape[1:])}, {self.num_classes} classes)"
 
 # %% ../nbs/00_data.ipynb #a242a74c
 def _draw(n_total: int, sizes: list[int | None], seed: int) -> list[Tensor]:

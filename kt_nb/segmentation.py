@@ -16,10 +16,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import FASHION_CLASSES, load_fashion_mnist
+from .data import FASHION_CLASSES, ImageSet, load_fashion_mnist
 from .models import Participant, Preprocess, atomic_write, check_model_name, create_model, load_state
 from .tasks import Task
 from .roles import BiKD, Control, DML, Method
@@ -165,16 +165,15 @@ def seg_method(name: str) -> Method:
     return SEG_METHODS[name]()
 
 # %% ../nbs/09_segmentation.ipynb #5e900018
-class SegSet(Dataset):
-    "Images with per-pixel class labels; items are `(image, labels, index)`."
-    def __init__(self,
-        images: Tensor,             # (N, C, H, W) uint8
-        labels: Tensor,             # (N, H, W) int64 class indices, `ignore_index` where unlabelled
-        classes: tuple[str, ...],   # class names; index 0 is usually the background
-        name: str = 'segmentation',
-        ignore_index: int = 255,
-    ):
-        self.images, self.labels, self.classes, self.name, self.ignore_index = images, labels, tuple(classes), name, ignore_index
+@dataclass(repr=False)
+class SegSet(ImageSet):
+    "Images with per-pixel class labels `(N, H, W)` (`ignore_index` where unlabelled); items are `(image, labels, index)`."
+    name: str = 'segmentation'
+    ignore_index: int = 255
+
+    def __post_init__(self):
+        images, labels, name, ignore_index = self.images, self.labels, self.name, self.ignore_index
+        self.classes = tuple(self.classes)
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if labels.dtype != torch.int64 or labels.ndim != 3:
@@ -184,19 +183,6 @@ class SegSet(Dataset):
         if images.shape[-2:] != labels.shape[-2:]:
             raise ValueError(f"images are {tuple(images.shape[-2:])} but label maps {tuple(labels.shape[-2:])}: they must have the same size")
         check_label_range(labels, len(self.classes), ignore_index, f"the label maps of {name!r}")
-
-    def __len__(self): return len(self.labels)
-    def __getitem__(self, i): return self.images[i], self.labels[i], i
-    @property
-    def num_classes(self) -> int: return len(self.classes)
-
-    def subset(self, idx, name: str | None = None) -> SegSet:
-        "The samples at `idx`, renumbered from 0."
-        idx = torch.as_tensor(idx, dtype=torch.long)
-        return SegSet(self.images[idx], self.labels[idx], self.classes, name or self.name, self.ignore_index)
-
-    def __repr__(self):
-        return f"SegSet({self.name!r}, {len(self)} images {tuple(self.images.shape[1:])}, {self.num_classes} classes)"
 
 # %% ../nbs/09_segmentation.ipynb #5e900021
 SEG_FASHION_CLASSES = ('background',) + FASHION_CLASSES
