@@ -251,7 +251,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'kt_nb.screening.Screening.scores': ('screening.html#screening.scores', 'kt_nb/screening.py'),
                                  'kt_nb.screening.Screening.teaching_split': ( 'screening.html#screening.teaching_split',
                                                                                'kt_nb/screening.py'),
-                                 'kt_nb.screening._tensor_bytes': ('screening.html#_tensor_bytes', 'kt_nb/screening.py'),
                                  'kt_nb.screening.as_participant': ('screening.html#as_participant', 'kt_nb/screening.py'),
                                  'kt_nb.screening.cache_root': ('screening.html#cache_root', 'kt_nb/screening.py'),
                                  'kt_nb.screening.data_key': ('screening.html#data_key', 'kt_nb/screening.py'),

@@ -19,9 +19,11 @@ from .learner import JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
 
 # %% auto #0
-__all__ = ['DemoConfig', 'parse_model', 'stage1', 'load_participants', 'run_demo', 'summarize', 'report_table']
+__all__ = ['STAGE1_SETTINGS', 'DemoConfig', 'parse_model', 'stage1', 'load_participants', 'run_demo', 'summarize', 'report_table']
 
 # %% ../nbs/07_demo.ipynb #7ed2154d
+STAGE1_SETTINGS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'stage1_epochs', 'stage1_lr')   # what decides stage 1's weights
+
 @dataclass
 class DemoConfig:
     "Settings of the embedded default experiment."

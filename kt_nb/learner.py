@@ -305,7 +305,7 @@ def config_hash(manifest: dict) -> str:
 @patch
 def _manifest(self: JointLearner) -> dict:
     "What a checkpoint must agree with to be resumed."
-    data = hashlib.sha256(self.train_set.images.numpy().tobytes() + self.train_set.labels.numpy().tobytes()).hexdigest()
+    data = state_hash({'images': self.train_set.images, 'labels': self.train_set.labels})
     return {'participants': [{'name': p.name, 'start_weights_sha256': h} for p, h in zip(self.participants, self.start_hashes)],
             'method': repr(self.method), 'task': repr(self.task), 'detach_teacher': self.detach_teacher,
             'epochs': self.epochs, 'batch_size': self.batch_size, 'seed': self.seed, 'lr': self.lrs,

@@ -18,13 +18,13 @@ from .data import load_dataset
 from .models import check_model_name, participant, atomic_write
 from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES
-from .demo import DemoConfig, parse_model, stage1, load_participants, _arm_rows, _strict_json, _pm
+from .demo import DemoConfig, parse_model, stage1, load_participants, _arm_rows, _strict_json, _pm, STAGE1_SETTINGS
 
 # %% auto #0
-__all__ = ['DATASETS', 'TRAIN_PARAMS', 'SEG_PARAMS', 'STAGE1_KEYS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS',
-           'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'check_params', 'start_participants',
-           'run_metrics', 'write_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point',
-           'sweep', 'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
+__all__ = ['DATASETS', 'TRAIN_PARAMS', 'SEG_PARAMS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS', 'RUN_KEYS',
+           'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'check_params', 'start_participants', 'run_metrics',
+           'write_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point', 'sweep',
+           'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
 
 # %% ../nbs/12_runs.ipynb #6503bb5a
 DATASETS = ('fashion_mnist', 'digits')
@@ -137,8 +137,6 @@ SEG_PARAMS = {
 }
 
 # %% ../nbs/12_runs.ipynb #fa3645e5
-STAGE1_KEYS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'stage1_epochs', 'stage1_lr')
-
 def _digest(obj, n: int = 8) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
@@ -153,9 +151,9 @@ def start_participants(
         models = [parse_model(s) for s in specs]   # (timm name, pretrained)
         return [participant(name, n_classes, pretrained=pretrained, img_size=params['img_size'], label=spec)
                 for spec, (name, pretrained) in zip(specs, models)]
-    folder = Path(params['stage1_dir'] or Path(params['out'])/'stage1')/_digest({k: params[k] for k in STAGE1_KEYS})
+    folder = Path(params['stage1_dir'] or Path(params['out'])/'stage1')/_digest({k: params[k] for k in STAGE1_SETTINGS})
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder/'settings.json', lambda p: p.write_text(json.dumps({k: params[k] for k in STAGE1_KEYS}, indent=1)))
+    atomic_write(folder/'settings.json', lambda p: p.write_text(json.dumps({k: params[k] for k in STAGE1_SETTINGS}, indent=1)))
     cfg = DemoConfig(dataset=params['dataset'], n_train=params['n_train'], n_val=params['n_val'], img_size=params['img_size'],
                      batch_size=params['batch_size'], stage1_epochs=params['stage1_epochs'], stage1_lr=params['stage1_lr'],
                      device=params['device'])

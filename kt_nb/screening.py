@@ -14,12 +14,12 @@ import torch
 import torch.nn as nn
 
 from .data import ImageSet, load_dataset
-from .models import Participant, Preprocess, participant, atomic_write
+from .models import Participant, Preprocess, participant, atomic_write, state_hash
 from .tasks import Task, Classification
 from .roles import pick_teacher, NOBODY
 from .learner import predict, accuracies
 from .ledger import complementary_matrix, teaching_share
-from .demo import DemoConfig, stage1, load_participants, parse_model
+from .demo import DemoConfig, stage1, load_participants, parse_model, STAGE1_SETTINGS
 from fastcore.basics import patch
 
 # %% auto #0
@@ -31,21 +31,15 @@ def cache_root() -> Path:
     "Where kt_nb keeps caches: `$KT_NB_CACHE`, else `~/.cache/kt_nb`."
     return Path(os.environ.get('KT_NB_CACHE') or Path.home()/'.cache'/'kt_nb')
 
-def _tensor_bytes(t: torch.Tensor) -> bytes:
-    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-
 def data_key(data: ImageSet) -> str:
     "Identity of a data set: its images, labels and class names (not its display name)."
-    h = hashlib.sha1()
-    for part in (_tensor_bytes(data.images), _tensor_bytes(data.labels), repr(data.classes).encode()): h.update(part)
-    return h.hexdigest()[:16]
+    tensors = state_hash({'images': data.images, 'labels': data.labels})
+    return hashlib.sha1(f'{tensors}|{data.classes!r}'.encode()).hexdigest()[:16]
 
 def model_key(p: Participant, task: Task) -> str:
     "Identity of a model's predictions: architecture, every weight and buffer, preprocessing and task (not its name)."
-    h = hashlib.sha1(f"{type(p.model).__name__}|{p.preprocess.extra_repr()}|{task!r}".encode())
-    for name, t in p.model.state_dict().items():
-        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode()); h.update(_tensor_bytes(t))
-    return h.hexdigest()[:16]
+    identity = f"{type(p.model).__name__}|{p.preprocess.extra_repr()}|{task!r}|{state_hash(p.model.state_dict())}"
+    return hashlib.sha1(identity.encode()).hexdigest()[:16]
 
 # %% ../nbs/10_screening.ipynb #9f2bbee3
 class PredictionCache:
@@ -182,11 +176,10 @@ def add(self: Screening, models, cache: PredictionCache | str | Path | None = No
 
 # %% ../nbs/10_screening.ipynb #fb6863de
 ZOO = ['tf_efficientnet_lite0', 'tf_efficientnet_lite1', 'resnet10t:scratch', 'convnext_atto:scratch']
-_STAGE1_SETTINGS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'stage1_epochs', 'stage1_lr')
 
 def zoo_folder(cfg: DemoConfig | None = None, root: str | Path | None = None) -> Path:
     "The folder of a zoo's stage-1 weights, keyed by the settings that decide them."
-    settings = {k: v for k, v in asdict(cfg or DemoConfig()).items() if k in _STAGE1_SETTINGS}
+    settings = {k: v for k, v in asdict(cfg or DemoConfig()).items() if k in STAGE1_SETTINGS}
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     return Path(root) if root is not None else cache_root()/'zoo'/key
 
