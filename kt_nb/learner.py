@@ -305,7 +305,7 @@ def config_hash(manifest: dict) -> str:
 @patch
 def _manifest(self: JointLearner) -> dict:
     "What a checkpoint must agree with to be resumed."
-    data = state_hash({'images': self.train_set.images, 'labels': self.train_set.labels})
+    data = state_hash({k: v for k, v in vars(self.train_set).items() if isinstance(v, Tensor)})   # every tensor of the data set
     return {'participants': [{'name': p.name, 'start_weights_sha256': h} for p, h in zip(self.participants, self.start_hashes)],
             'method': repr(self.method), 'task': repr(self.task), 'detach_teacher': self.detach_teacher,
             'epochs': self.epochs, 'batch_size': self.batch_size, 'seed': self.seed, 'lr': self.lrs,
@@ -408,7 +408,7 @@ def _end_epoch(self: JointLearner, epoch: int):
            **{f'taught_{c}': float(share[c].iloc[0]) for c in share.columns}}
     last = epoch == self.epochs - 1
     if self.val_set is not None and (last or (self.eval_every and (epoch + 1) % self.eval_every == 0)):
-        row.update({f'val_acc_{n}': a for n, a in accuracies(self.predict(self.val_set)).items()})
+        row.update({f'val_{self.task.metric_name}_{n}': a for n, a in accuracies(self.predict(self.val_set)).items()})
     self.history.append(row)
 
 @patch

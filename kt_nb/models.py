@@ -180,7 +180,7 @@ def create_model(
 
 # %% ../nbs/01_models.ipynb #a8ef49c2
 class Preprocess(nn.Module):
-    "uint8 `(B, C, H, W)` -> float `(B, 3, size, size)`, normalised for one model."
+    "uint8 images `(B, C, H, W)` -> float `(B, 3, size, size)`, normalised for one model; clips `(B, T, C, H, W)` frame by frame."
     def __init__(self, size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation: str = 'bilinear', in_chans: int = 3):
         super().__init__()
         self.size, self.interpolation, self.in_chans = size, interpolation, in_chans
@@ -197,6 +197,7 @@ class Preprocess(nn.Module):
                    cfg.get('input_size', (3,))[0])
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 5: return self(x.flatten(0, 1)).unflatten(0, x.shape[:2])   # clips: every frame alike
         x = x.float() / 255
         if x.shape[1] == 1 and self.in_chans == 3: x = x.expand(-1, 3, -1, -1)
         if x.shape[-2:] != (self.size, self.size):

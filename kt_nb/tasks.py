@@ -16,6 +16,7 @@ class Task:
     "The interface between a kind of output and the transfer engine. Every method works per sample, or per element (pixel) for dense tasks."
     name = 'task'
     score_name = 'score'   # what `knowledge` measures, as the ledger names it
+    metric_name = 'acc'    # what the mean of `correct` is, as the history names it (`val_acc_<name>`)
 
     def check_target(self, target: Tensor):
         "Raise a `ValueError` if `target` cannot be a ground truth of this task."
