@@ -198,6 +198,7 @@ class Saliency(Task):
     "Saliency prediction: logits `(B, h, w)` of a spatial distribution; targets `(B, 2, H, W)`, ground-truth map and fixations."
     name = 'saliency'
     score_name = 'cc'
+    metric_name = 'cc'   # `correct` is each clip's CC: validation reports the mean CC (`val_cc_<name>`)
 
     def __repr__(self): return 'Saliency()'
 
