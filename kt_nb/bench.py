@@ -35,6 +35,7 @@ class BenchConfig:
     warmup: int = 3           # untimed steps first (compilation, allocator, caches)
     precision: str = 'auto'   # as `JointLearner`: bf16 on GPU, fp32 on CPU
     compile: bool = False     # torch.compile the trainable models (every row alike)
+    channels_last: bool | None = None   # channels-last models and batches in every kt_nb row (None: as the learner, on GPU)
     device: str = 'auto'
 
     @classmethod
@@ -81,12 +82,14 @@ def _participants(cfg: BenchConfig, device: str) -> list:
 
 def alone_step(p, cfg: BenchConfig, device: str, x: torch.Tensor, y: torch.Tensor):
     "A plain fine-tuning step of one participant: cross-entropy, AdamW, the same precision as the transfer."
+    if _channels_last(cfg, device): p.model.to(memory_format=torch.channels_last)
     model = torch.compile(p.model) if cfg.compile else p.model
     opt = torch.optim.AdamW(p.model.parameters(), lr=1e-4, fused=device.startswith('cuda'))
+    layout = torch.channels_last if _channels_last(cfg, device) else torch.contiguous_format
     dtype = AUTOCAST_DTYPES[_precision(cfg, device)]
     def step():
         with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
-            loss = F.cross_entropy(model(p.preprocess(x)).float(), y)
+            loss = F.cross_entropy(model(p.preprocess(x).contiguous(memory_format=layout)).float(), y)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return step
 
@@ -110,10 +113,13 @@ def paper_step(pair, x: torch.Tensor, y: torch.Tensor):
 def _precision(cfg: BenchConfig, device: str) -> str:
     return ('bf16' if device.startswith('cuda') else 'fp32') if cfg.precision == 'auto' else cfg.precision
 
+def _channels_last(cfg: BenchConfig, device: str) -> bool:
+    return device.startswith('cuda') if cfg.channels_last is None else cfg.channels_last
+
 def transfer_step(cfg: BenchConfig, device: str, method: str, data, x, y, idx):
     "kt_nb's `train_step` under `method`, on the synthetic batch."
     learner = JointLearner(_participants(cfg, device), data, method=method, batch_size=cfg.batch_size, device=device,
-                           precision=cfg.precision, compile=cfg.compile, progress=False)
+                           precision=cfg.precision, compile=cfg.compile, channels_last=cfg.channels_last, progress=False)
     learner._begin_epoch(0)
     return lambda: learner.train_step(x, y, idx, 0, 0)
 
@@ -146,7 +152,8 @@ def bench(cfg: BenchConfig | None = None, out: str | Path | None = None) -> dict
               'anchor transfer / sum of alone': ms['transfer + frozen anchor (fantastic_gains)'] / alone,
               'transfer speed-up over the paper': ms["paper's step (fp32, eager)"] / ms['transfer (bikd)']}
     device_name = torch.cuda.get_device_name(device) if device.startswith('cuda') else platform.processor() or 'cpu'
-    results = {'settings': {**asdict(cfg), 'device': device, 'precision': _precision(cfg, device)}, 'device_name': device_name,
+    results = {'settings': {**asdict(cfg), 'device': device, 'precision': _precision(cfg, device),
+                            'channels_last': _channels_last(cfg, device)}, 'device_name': device_name,
                'torch': torch.__version__, 'rows': rows, 'ratios': ratios}
     if out is not None: atomic_write(out, lambda p: p.write_text(json.dumps(results, indent=1)))
     return results

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument('--warmup', type=_positive, help='untimed steps before them')
     bench.add_argument('--precision', choices=['auto', 'fp32', 'bf16', 'fp16'], help='autocast precision (default: bf16 on GPU, fp32 on CPU)')
     bench.add_argument('--compile', action='store_true', help='torch.compile the models')
+    bench.add_argument('--channels-last', action=argparse.BooleanOptionalAction, help='channels-last models and batches (default: on GPU only)')
     bench.add_argument('--device', default='auto', help="'cpu', 'cuda' or 'auto'")
     bench.add_argument('--out', type=Path, default=Path('runs/bench.json'), help='where the results go as JSON')
     return parser
@@ -95,11 +96,12 @@ def bench_command(args) -> int:
     from kt_nb.bench import BenchConfig, bench, bench_table
     overrides = {k: v for k, v in dict(models=args.models, img_size=args.img_size, batch_size=args.batch_size, steps=args.steps,
                                        warmup=args.warmup, precision=args.precision).items() if v is not None}
-    cfg = BenchConfig.for_device(args.device, compile=args.compile, **overrides)
+    cfg = BenchConfig.for_device(args.device, compile=args.compile, channels_last=args.channels_last, **overrides)
     results = bench(cfg, args.out)
     s = results['settings']
     print(f"{results['device_name']} ({s['device']}), torch {results['torch']}: {' <-> '.join(cfg.models)}, "
-          f"{cfg.img_size} px, batch {cfg.batch_size}, {s['precision']}{', compiled' if cfg.compile else ''}; "
+          f"{cfg.img_size} px, batch {cfg.batch_size}, {s['precision']}{', compiled' if cfg.compile else ''}"
+          f"{', channels-last' if s['channels_last'] else ''}; "
           f"median of {cfg.steps} steps after {cfg.warmup}")
     with pd.option_context('display.width', 250, 'display.max_columns', 30): print(bench_table(results).to_string())
     for name, value in results['ratios'].items(): print(f"{name}: {value:.2f}x")

@@ -238,7 +238,7 @@ def synthetic_splits(
     seed: int = 0,
     **kw,                           # the rest of `synthetic_clips`'s arguments, shared by the splits
 ) -> dict[str, ClipSet]:
-    "Train, validation and test `ClipSet`s with disjoint seeds and items from disjoint thirds of the item set."
+    "Train, validation and test `ClipSet`s with disjoint seeds and items from disjoint thirds of the item set; a split of 0 videos is left out."
     items = kw.pop('items', None)
     items = _default_items() if items is None else items
     name = kw.pop('name', 'synthetic')
@@ -246,7 +246,7 @@ def synthetic_splits(
     thirds = np.array_split(np.random.default_rng(seed).permutation(len(items)), 3)
     sizes = {'train': n_train_videos, 'val': n_val_videos, 'test': n_test_videos}
     return {split: synthetic_clips(n, items=items.subset(torch.from_numpy(part)), seed=(seed, k), name=f'{name}/{split}', **kw)
-            for k, ((split, n), part) in enumerate(zip(sizes.items(), thirds))}
+            for k, ((split, n), part) in enumerate(zip(sizes.items(), thirds)) if n}
 
 # %% ../nbs/15_clips.ipynb #c1500018
 def _heat(v: np.ndarray) -> np.ndarray:  # (H, W) in [0, 1] -> (H, W, 3) float in [0, 1]

@@ -83,6 +83,7 @@ class JointLearner:
         progress: bool = True,             # show a progress bar
         eval_every: int = 1,               # validation every this many epochs (0: last epoch only)
         compile: bool = False,             # torch.compile the trainable models (worth it on GPUs, for long runs)
+        channels_last: bool | None = None, # channels-last memory for models and image batches (None: on GPU, where convolutions gain)
         sync_every: int | None = None,     # read the NaN check back every this many steps (None: each step on CPU, 50 on GPU)
         workers: int = 0,                  # data loading processes (kept across epochs; pinned memory on GPU)
     ):
@@ -100,6 +101,7 @@ class JointLearner:
         local_gpu = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if self.world > 1 else 'cuda'
         self.device = (local_gpu if torch.cuda.is_available() else 'cpu') if device == 'auto' else str(torch.device(device))
         self.precision = ('bf16' if self.device.startswith('cuda') else 'fp32') if precision == 'auto' else precision
+        self.channels_last = self.device.startswith('cuda') if channels_last is None else channels_last
         if self.precision not in AUTOCAST_DTYPES:
             raise ValueError(f"precision must be one of {['auto', *AUTOCAST_DTYPES]}, got {precision!r}")
         self.checkpoint_every = checkpoint_every
@@ -116,6 +118,7 @@ class JointLearner:
         self.trainable = self.method.trainable(len(participants)) + [False] * (len(self.members) - len(participants))
         for member, learns in zip(self.members, self.trainable):
             member.model.to(self.device); member.preprocess.to(self.device)
+            if self.channels_last: member.model.to(memory_format=torch.channels_last)   # 4-d weights only
             if not learns: member.model.eval().requires_grad_(False)
         self._check_outputs()
         self._check_batch_norm()
@@ -224,7 +227,9 @@ def _forward(self: JointLearner, x: Tensor) -> list[Tensor]:
     "Every member's output; each distinct preprocessing runs once, frozen members run without gradients."
     outputs, inputs = [], {}
     for member, net, learns, key in zip(self.members, self.nets, self.trainable, self.input_keys):
-        if key not in inputs: inputs[key] = member.preprocess(x)
+        if key not in inputs:
+            inputs[key] = member.preprocess(x)
+            if self.channels_last and inputs[key].ndim == 4: inputs[key] = inputs[key].contiguous(memory_format=torch.channels_last)
         if learns: outputs.append(net(inputs[key]))
         else:
             with torch.no_grad(): outputs.append(net(inputs[key]))

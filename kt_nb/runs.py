@@ -19,12 +19,14 @@ from .models import check_model_name, participant, atomic_write
 from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES
 from .demo import DemoConfig, parse_model, stage1, load_participants, _arm_rows, _strict_json, _pm, STAGE1_SETTINGS
+from .segmentation import SEG_DECODERS, SEG_METHODS
+from .video import TEMPORAL, VIDEO_METHODS
 
 # %% auto #0
-__all__ = ['DATASETS', 'TRAIN_PARAMS', 'SEG_PARAMS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS', 'RUN_KEYS',
-           'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'check_params', 'start_participants', 'run_metrics',
-           'write_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point', 'sweep',
-           'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
+__all__ = ['DATASETS', 'TRAIN_PARAMS', 'SEG_PARAMS', 'VIDEO_PARAMS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS',
+           'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'check_params', 'start_participants',
+           'run_metrics', 'write_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point',
+           'sweep', 'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
 
 # %% ../nbs/12_runs.ipynb #6503bb5a
 DATASETS = ('fashion_mnist', 'digits')
@@ -111,29 +113,40 @@ def check_params(
     return checked
 
 # %% ../nbs/12_runs.ipynb #acca7cf6
-def _segmenters(value):
-    "A list of '<timm name>:<decoder>' specs."
-    from kt_nb.segmentation import SEG_DECODERS
-    if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(isinstance(s, str) for s in value):
-        raise ValueError(f"must be a list of 2 or more '<timm name>:<decoder>' specs, got {value!r}")
-    for spec in value:
-        name, _, decoder = spec.partition(':')
-        if decoder not in SEG_DECODERS: raise ValueError(f"{spec!r}: unknown decoder {decoder!r}; choose from {sorted(SEG_DECODERS)}")
-        check_model_name(name)
-    return list(value)
+def _model_specs(part: str, choices):
+    "A check of a list of 2 or more '<timm name>:<part>' specs, the part one of `choices`."
+    def check(value):
+        if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(isinstance(s, str) for s in value):
+            raise ValueError(f"must be a list of 2 or more '<timm name>:<{part}>' specs, got {value!r}")
+        for spec in value:
+            name, _, kind = spec.partition(':')
+            if kind not in choices: raise ValueError(f"{spec!r}: unknown {part} {kind!r}; choose from {sorted(choices)}")
+            check_model_name(name)
+        return list(value)
+    return check
 
-def _seg_arms(value):
-    from kt_nb.segmentation import SEG_METHODS
-    arms = sorted(set(SEG_METHODS) - {'control'})
-    if not isinstance(value, (list, tuple)) or not all(v in arms for v in value):
-        raise ValueError(f"must be a list of arms from {arms} (the control always runs), got {value!r}")
-    return list(value)
+def _arms(methods):
+    "A check of a list of arms from `methods` besides the control, which always runs."
+    arms = sorted(set(methods) - {'control'})
+    def check(value):
+        if not isinstance(value, (list, tuple)) or not all(v in arms for v in value):
+            raise ValueError(f"must be a list of arms from {arms} (the control always runs), got {value!r}")
+        return list(value)
+    return check
 
 SEG_PARAMS = {
-    'models': _segmenters, 'methods': _seg_arms, 'seeds': _integer(1), 'n_train': _integer(2), 'n_test': _integer(1),
-    'size': _integer(16), 'batch_size': _integer(2), 'stage1_epochs': _integer(1), 'stage1_lr': _number(positive=True),
-    'epochs': _integer(1), 'lr': _number(positive=True), 'detach_teacher': _boolean, 'data_seed': _integer(0),
-    'threads': _integer(0), 'device': _device, 'out': _text,
+    'models': _model_specs('decoder', SEG_DECODERS), 'methods': _arms(SEG_METHODS), 'seeds': _integer(1),
+    'n_train': _integer(2), 'n_test': _integer(1), 'size': _integer(16), 'batch_size': _integer(2),
+    'stage1_epochs': _integer(1), 'stage1_lr': _number(positive=True), 'epochs': _integer(1), 'lr': _number(positive=True),
+    'detach_teacher': _boolean, 'data_seed': _integer(0), 'threads': _integer(0), 'device': _device, 'out': _text,
+}
+
+VIDEO_PARAMS = {
+    'models': _model_specs('temporal fusion', TEMPORAL), 'methods': _arms(VIDEO_METHODS), 'seeds': _integer(1),
+    'n_train_videos': _integer(1), 'n_test_videos': _integer(1), 'frames_per_video': _integer(1), 'clip_length': _integer(1),
+    'size': _integer(16), 'img_size': _integer(16), 'batch_size': _integer(2), 'stage1_epochs': _integer(1),
+    'stage1_lr': _number(positive=True), 'epochs': _integer(1), 'lr': _number(positive=True), 'detach_teacher': _boolean,
+    'data_seed': _integer(0), 'threads': _integer(0), 'device': _device, 'out': _text,
 }
 
 # %% ../nbs/12_runs.ipynb #fa3645e5
