@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TRAIN = ROOT/'nbs'/'runs'/'train_classification.ipynb'
+SALIENCY = ROOT/'nbs'/'runs'/'train_saliency.ipynb'
 
 # two pairs of tiny models from scratch x (the paper's method, control) x two seeds, on digits
 SPEC = """
@@ -81,14 +82,15 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     assert 'Test accuracy (%)' in second.stdout and 'bikd gt_confidence' in second.stdout
 
 
-@pytest.mark.parametrize('name,value,message', [
-    ('lr', '-0.1', "parameter 'lr': must be positive, got -0.1"),
-    ('models', 'resnet10t+efficientnet_b99', "parameter 'models': timm has no model 'efficientnet_b99'"),
+@pytest.mark.parametrize('notebook,name,value,message', [
+    (TRAIN, 'lr', '-0.1', "parameter 'lr': must be positive, got -0.1"),
+    (TRAIN, 'models', 'resnet10t+efficientnet_b99', "parameter 'models': timm has no model 'efficientnet_b99'"),
+    (SALIENCY, 'clip_length', '0', "parameter 'clip_length': must be >= 1, got 0"),
 ])
-def test_bad_parameter_fails_before_work(tmp_path, name, value, message):
+def test_bad_parameter_fails_before_work(tmp_path, notebook, name, value, message):
     "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/12_runs.ipynb)."
     run = tmp_path/'run'
-    result = subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/'out.ipynb'), '-p', name, value, '-p', 'out', str(run),
+    result = subprocess.run([str(BIN/'papermill'), str(notebook), str(tmp_path/'out.ipynb'), '-p', name, value, '-p', 'out', str(run),
                              '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert message in result.stderr + result.stdout, (result.stderr + result.stdout)[-3000:]
@@ -105,18 +107,19 @@ def test_bad_sweep_point_stops_before_any_point_runs(tmp_path):
     assert not (tmp_path/'s').exists()
 
 
-def test_help_notebook_lists_every_parameter_with_a_description():
-    from kt_nb.runs import TRAIN_PARAMS
-    result = subprocess.run([str(BIN/'papermill'), '--help-notebook', str(TRAIN)], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize('notebook,spec', [(TRAIN, 'TRAIN_PARAMS'), (SALIENCY, 'VIDEO_PARAMS')])
+def test_help_notebook_lists_every_parameter_with_a_description(notebook, spec):
+    from kt_nb import runs
+    result = subprocess.run([str(BIN/'papermill'), '--help-notebook', str(notebook)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    for name in TRAIN_PARAMS:
+    for name in getattr(runs, spec):
         at = next(i for i, l in enumerate(lines) if l.strip().startswith(f'{name}:'))
         described = lines[at].split(')', 1)[-1].strip() or lines[at + 1].strip()
         assert described and not described.endswith(':'), (name, lines[at:at + 2])
 
 
-@pytest.mark.parametrize('notebook', ['train_classification.ipynb', 'report.ipynb'])
+@pytest.mark.parametrize('notebook', ['train_classification.ipynb', 'train_segmentation.ipynb', 'train_saliency.ipynb', 'report.ipynb'])
 def test_parameters_cell_survives_nbdev_clean(tmp_path, notebook):
     "`make check-sync` runs nbdev-clean on these notebooks: the cell papermill fills must keep its tag."
     copy = tmp_path/notebook
