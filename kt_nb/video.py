@@ -336,7 +336,7 @@ def explore_saliency(participants: list[Participant], data: ClipSet, ledger: pd.
         legend.value = line
     pick.observe(show, 'value')
     show()
-    return widgets.VBox([pick, picture, legend])
+    return widgets.VBox([pick, picture, legend]).add_class('kt-clip-explorer')
 
 # %% ../nbs/16_video_saliency.ipynb #791ab6f8
 @torch.no_grad()

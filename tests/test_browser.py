@@ -5,6 +5,7 @@ runs all its cells in the browser, then picks another pair (in a dropdown, then 
 heat map cell), filters a class and opens samples, checking after each step that the page
 shows what it should. Screenshots of every step go to test-artifacts/browser/.
 """
+import contextlib
 import json
 import os
 import secrets
@@ -70,12 +71,12 @@ def _write_settings(folder: Path):
         (folder/name).write_text(json.dumps(value))
 
 
-@pytest.fixture
-def lab(tmp_path):
-    "A JupyterLab server on 127.0.0.1 with a token, serving a folder that holds the test notebook."
+@contextlib.contextmanager
+def serve_notebook(tmp_path: Path, cells: list[str]):
+    "A JupyterLab server on 127.0.0.1 with a token, serving a folder that holds a notebook of `cells`; yields its URL."
     nb = nbformat.v4.new_notebook()
     nb.metadata = {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}
-    nb.cells = [nbformat.v4.new_code_cell(SETUP.format(work=str(tmp_path/'work'))), nbformat.v4.new_code_cell(SHOW)]
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     served = tmp_path/'served'
     served.mkdir()
     nbformat.write(nb, served/'explorer.ipynb')
@@ -112,6 +113,22 @@ def lab(tmp_path):
         log.close()
 
 
+@pytest.fixture
+def lab(tmp_path):
+    with serve_notebook(tmp_path, [SETUP.format(work=str(tmp_path/'work')), SHOW]) as url: yield url
+
+
+def open_notebook(browser, url: str):
+    "A page with the served notebook open and its kernel session started."
+    page = browser.new_page(viewport={'width': 1500, 'height': 1300})
+    page.goto(url, timeout=60_000)
+    page.wait_for_selector('.jp-Notebook', timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session", timeout=60_000)
+    return page
+
+
 PLOT_DATA = "sel => { const p = document.querySelector(sel + ' .js-plotly-plot'); return p && p.data ? p.data.map(t => t.name) : null; }"
 PLOT_TITLE = "sel => { const t = document.querySelector(sel + ' .js-plotly-plot .gtitle'); return t ? t.textContent : null; }"
 SHAPES = ("sel => { const p = document.querySelector(sel + ' .js-plotly-plot');"
@@ -128,13 +145,8 @@ def test_explorer_in_chromium(lab):
     errors, timings = [], {}
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={'width': 1500, 'height': 1300})
+        page = open_notebook(browser, lab)
         page.on('pageerror', lambda e: errors.append(str(e)))
-        page.goto(lab, timeout=60_000)
-        page.wait_for_selector('.jp-Notebook', timeout=60_000)
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                               " && window.jupyterapp.shell.currentWidget.sessionContext"
-                               " && window.jupyterapp.shell.currentWidget.sessionContext.session", timeout=60_000)
 
         def shot(name):
             page.screenshot(path=str(ARTIFACTS/f'{name}.png'), full_page=True)
@@ -220,4 +232,49 @@ def test_explorer_in_chromium(lab):
         errors += page.evaluate(VISIBLE, '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
         browser.close()
     (ARTIFACTS/'timings.json').write_text(json.dumps({k: round(v, 3) for k, v in timings.items()}, indent=1))
+    assert not [e for e in errors if 'Error' in e or 'Traceback' in e], errors
+
+
+CLIP_SETUP = '''\
+import torch
+torch.set_num_threads(1)
+from kt_nb.clips import synthetic_splits
+from kt_nb.learner import JointLearner
+from kt_nb.saliency import Saliency
+from kt_nb.video import saliency_participant, video_method, explore_saliency
+torch.manual_seed(0)
+clips = synthetic_splits(6, 0, 1, frames_per_video=6, clip_length=4, size=32)
+pair = [saliency_participant('tf_efficientnet_lite0', 'conv3d', img_size=48), saliency_participant('tf_efficientnet_lite1', 'attention', img_size=48)]
+run = JointLearner(pair, clips['train'], method=video_method('paper'), task=Saliency(), epochs=2, lr=3e-3, batch_size=9, progress=False)
+run.fit()
+print('setup done', len(clips['train']), 'clips')'''
+CLIP_SHOW = "explore_saliency(pair, clips['train'], run.ledger.to_frame())"
+LEGEND = "() => { const l = document.querySelector('.kt-clip-explorer .widget-html-content'); return l ? l.textContent : null; }"
+PICTURE = "() => { const i = document.querySelector('.kt-clip-explorer img'); return i && i.complete && i.naturalWidth > 0 ? i.src : null; }"
+
+
+def test_clip_explorer_in_chromium(tmp_path):
+    "The video saliency explorer: a clip's maps and who taught it; moving the slider shows the next clip."
+    artifacts = ROOT/'test-artifacts'/'browser-clips'
+    artifacts.mkdir(parents=True, exist_ok=True)
+    errors = []
+    with serve_notebook(tmp_path, [CLIP_SETUP, CLIP_SHOW]) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = open_notebook(browser, url)
+        page.on('pageerror', lambda e: errors.append(str(e)))
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(f"() => ({PICTURE})() && ({LEGEND})()", timeout=150_000)
+        page.locator('.kt-clip-explorer').scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts/'01-clip-0.png'), full_page=True)
+        legend, picture = page.evaluate(LEGEND), page.evaluate(PICTURE)
+        assert legend.startswith('clip 0 (0: tf_efficientnet_lite0-conv3d, 1: tf_efficientnet_lite1-attention)'), legend
+        assert 'teaches it now' in legend and 'epoch 0' in legend and 'epoch 1' in legend, legend   # two epochs in the ledger
+
+        page.locator('.kt-clip-explorer .noUi-handle').focus()
+        page.keyboard.press('ArrowRight')
+        page.wait_for_function(f"() => ({LEGEND})() && ({LEGEND})().startsWith('clip 1 ')", timeout=30_000)
+        page.wait_for_function(f"old => ({PICTURE})() && ({PICTURE})() !== old", arg=picture, timeout=30_000)
+        page.screenshot(path=str(artifacts/'02-clip-1.png'), full_page=True)
+        errors += page.evaluate(VISIBLE, '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+        browser.close()
     assert not [e for e in errors if 'Error' in e or 'Traceback' in e], errors
