@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from .data import ImageSet
-from .learner import AUTOCAST_DTYPES, JointLearner
+from .learner import AUTOCAST_DTYPES, JointLearner, to_channels_last
 from .models import atomic_write, participant
 
 # %% auto #0
@@ -82,7 +82,7 @@ def _participants(cfg: BenchConfig, device: str) -> list:
 
 def alone_step(p, cfg: BenchConfig, device: str, x: torch.Tensor, y: torch.Tensor):
     "A plain fine-tuning step of one participant: cross-entropy, AdamW, the same precision as the transfer."
-    if _channels_last(cfg, device): p.model.to(memory_format=torch.channels_last)
+    if _channels_last(cfg, device): to_channels_last(p.model)
     model = torch.compile(p.model) if cfg.compile else p.model
     opt = torch.optim.AdamW(p.model.parameters(), lr=1e-4, fused=device.startswith('cuda'))
     layout = torch.channels_last if _channels_last(cfg, device) else torch.contiguous_format

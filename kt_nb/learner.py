@@ -24,8 +24,8 @@ from .losses import joint_loss
 from .ledger import RoleLedger, teaching_share, is_distributed
 
 # %% auto #0
-__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'JointLearner', 'EpochBatches', 'start_distributed', 'CheckpointMismatch',
-           'pack_state', 'unpack_state', 'config_hash']
+__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'to_channels_last', 'JointLearner', 'EpochBatches', 'start_distributed',
+           'CheckpointMismatch', 'pack_state', 'unpack_state', 'config_hash']
 
 # %% ../nbs/06_learner.ipynb #89b33b41
 AUTOCAST_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}   # precision -> autocast dtype
@@ -59,6 +59,13 @@ def predict(participants: list[Participant], data: ImageSet, task: Task | None =
 def accuracies(frame: pd.DataFrame) -> dict[str, float]:
     "Accuracy of each participant in a `predict` frame."
     return {c.removeprefix('correct_'): float(frame[c].mean()) for c in frame if c.startswith('correct_')}
+
+# %% ../nbs/06_learner.ipynb #b966da52
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    "Store the model's 4-d weights channels-last; 5-d (3-d convolution) and other tensors keep their layout."
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.ndim == 4: tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    return model
 
 # %% ../nbs/06_learner.ipynb #e9db8d1b
 class JointLearner:
@@ -118,7 +125,7 @@ class JointLearner:
         self.trainable = self.method.trainable(len(participants)) + [False] * (len(self.members) - len(participants))
         for member, learns in zip(self.members, self.trainable):
             member.model.to(self.device); member.preprocess.to(self.device)
-            if self.channels_last: member.model.to(memory_format=torch.channels_last)   # 4-d weights only
+            if self.channels_last: to_channels_last(member.model)
             if not learns: member.model.eval().requires_grad_(False)
         self._check_outputs()
         self._check_batch_norm()

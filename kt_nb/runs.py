@@ -143,7 +143,7 @@ SEG_PARAMS = {
 
 VIDEO_PARAMS = {
     'models': _model_specs('temporal fusion', TEMPORAL), 'methods': _arms(VIDEO_METHODS), 'seeds': _integer(1),
-    'n_train_videos': _integer(1), 'n_test_videos': _integer(1), 'frames_per_video': _integer(1), 'clip_length': _integer(1),
+    'n_train_videos': _integer(1), 'n_test_videos': _integer(2), 'frames_per_video': _integer(1), 'clip_length': _integer(1),
     'size': _integer(16), 'img_size': _integer(16), 'batch_size': _integer(2), 'stage1_epochs': _integer(1),
     'stage1_lr': _number(positive=True), 'epochs': _integer(1), 'lr': _number(positive=True), 'detach_teacher': _boolean,
     'data_seed': _integer(0), 'threads': _integer(0), 'device': _device, 'out': _text,

@@ -1,4 +1,4 @@
-"Each test gets its own folder where tempfile puts things (in this process and in the ones it starts), removed after the test: a test run leaves nothing behind."
+"Each test gets its own folder where tempfile puts things (in this process and in the ones it starts), removed after the test, failed or not (pytest keeps a failed test's tmp_path): a test run leaves nothing behind."
 import os
 import shutil
 import tempfile
