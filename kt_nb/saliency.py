@@ -28,10 +28,10 @@ def _pair(pred: Tensor, other: Tensor, name: str) -> tuple[Tensor, Tensor]:
     if not torch.isfinite(pred).all(): raise ValueError("pred holds NaN or inf")
     return _flat(pred), _flat(other)
 
-def _check_gt(g: Tensor):   # (B, N) ground-truth maps
+def _check_gt(g: Tensor, name: str = 'ground-truth map {}'):   # (B, N) ground-truth maps; `name` names map i
     if not torch.isfinite(g).all() or (g < 0).any(): raise ValueError("ground-truth maps must be finite and non-negative")
     empty = (g == 0).all(1)
-    if empty.any(): raise ValueError(f"ground-truth map {int(empty.nonzero()[0])} is all zero")
+    if empty.any(): raise ValueError(f"{name.format(int(empty.nonzero()[0]))} is all zero")
 
 def _check_fix(f: Tensor, name: str = 'fixation map') -> Tensor:   # (B, N) -> (B, N) bool
     if ((f != 0) & (f != 1)).any(): raise ValueError(f"{name}s must be binary (bool or 0/1)")
@@ -215,10 +215,8 @@ class Saliency(Task):
         if target.ndim != 4 or target.shape[1] != 2 or not target.is_floating_point():
             raise ValueError(f"saliency targets must be float (batch, 2, H, W): ground-truth maps and fixations, "
                              f"got {target.dtype} {tuple(target.shape)}")
-        gt, fix = target[:, 0].flatten(1), target[:, 1]
-        if not torch.isfinite(gt).all() or (gt < 0).any(): raise ValueError("ground-truth maps must be finite and non-negative")
-        empty = (gt == 0).all(1)
-        if empty.any(): raise ValueError(f"the ground-truth map of clip {int(empty.nonzero()[0])} in the batch is all zero")
+        _check_gt(target[:, 0].flatten(1), 'the ground-truth map of clip {} in the batch')
+        fix = target[:, 1]
         if ((fix != 0) & (fix != 1)).any(): raise ValueError("fixation maps (channel 1) must hold only 0 and 1")
 
     def align(self, output, target):
