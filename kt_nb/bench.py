@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_bench.ipynb #c7f17ad5
 from __future__ import annotations
-import copy, json, platform, statistics, time
+import json, platform, statistics, time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 

@@ -4,8 +4,9 @@
 
 # %% ../nbs/07_demo.ipynb #5acfe2c7
 from __future__ import annotations
-import json, time, warnings
+import copy, json, time, warnings
 from dataclasses import dataclass, field, asdict
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +20,35 @@ from .learner import JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
 
 # %% auto #0
-__all__ = ['STAGE1_SETTINGS', 'DemoConfig', 'parse_model', 'stage1', 'load_participants', 'run_demo', 'summarize', 'report_table']
+__all__ = ['STAGE1_SETTINGS', 'TwoStageConfig', 'DemoConfig', 'parse_model', 'stage1', 'load_participants', 'write_metrics',
+           'run_demo', 'summarize', 'report_table']
 
 # %% ../nbs/07_demo.ipynb #7ed2154d
 STAGE1_SETTINGS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'stage1_epochs', 'stage1_lr')   # what decides stage 1's weights
 
 @dataclass
-class DemoConfig:
+class TwoStageConfig:
+    "What every experiment shares: stage 1 fine-tunes each model alone, stage 2 trains the control and each arm from those weights, per seed."
+    seeds: int = 3
+    stage1_lr: float = 3e-3
+    epochs: int = 2              # stage 2
+    lr: float = 3e-4             # stage 2
+    detach_teacher: bool = True
+    device: str = 'cpu'
+    QUICK: ClassVar[dict] = {}   # the settings `quick` changes
+
+    @classmethod
+    def quick(cls, **overrides):
+        "A smoke-test size (`QUICK`), with `overrides` on top."
+        return cls(**{**copy.deepcopy(cls.QUICK), **overrides})
+
+@dataclass
+class DemoConfig(TwoStageConfig):
     "Settings of the embedded default experiment."
     groups: list[list[str]] = field(default_factory=lambda: [
         ['tf_efficientnet_lite0', 'tf_efficientnet_lite1'],      # equal strength, both pretrained
         ['tf_efficientnet_lite0', 'resnet10t:scratch']])        # unequal: pretrained vs from scratch
     methods: list[str] = field(default_factory=lambda: ['bikd', 'dml'])  # transfer arms besides control
-    seeds: int = 3
     dataset: str = 'fashion_mnist'
     n_train: int = 1024
     n_val: int = 500
@@ -39,18 +56,8 @@ class DemoConfig:
     img_size: int = 48
     batch_size: int = 64
     stage1_epochs: int = 6
-    stage1_lr: float = 3e-3
-    epochs: int = 2              # stage 2
-    lr: float = 3e-4             # stage 2
-    detach_teacher: bool = True
-    device: str = 'cpu'
-
-    @classmethod
-    def quick(cls, **overrides) -> DemoConfig:
-        "A smoke-test size: one seed, the equal pair, a few hundred images, under a minute or two on 2 cores."
-        settings = dict(groups=[['tf_efficientnet_lite0', 'tf_efficientnet_lite1']], seeds=1, n_train=384,
-                        n_val=200, n_test=500, img_size=32, stage1_epochs=3, epochs=1)
-        return cls(**{**settings, **overrides})
+    QUICK: ClassVar[dict] = dict(groups=[['tf_efficientnet_lite0', 'tf_efficientnet_lite1']], seeds=1, n_train=384, n_val=200,
+                                 n_test=500, img_size=32, stage1_epochs=3, epochs=1)   # under a minute or two on 2 cores
 
     def models(self) -> list[str]:
         "Every distinct model spec, in order of first appearance."
@@ -103,6 +110,10 @@ def _strict_json(obj):
     if isinstance(obj, np.integer): return int(obj)
     return obj
 
+def write_metrics(metrics: dict, folder: str | Path) -> Path:
+    "`folder/metrics.json` as strict JSON, written atomically: its presence marks a finished run."
+    return atomic_write(Path(folder)/'metrics.json', lambda p: p.write_text(json.dumps(_strict_json(metrics), indent=1, allow_nan=False)))
+
 def run_demo(cfg: DemoConfig | None = None, out: str | Path = 'runs/demo', progress: bool = True) -> dict:
     "Run the embedded default experiment; returns (and writes to `out/metrics.json`) its results."
     cfg, out, started = cfg or DemoConfig(), Path(out), time.time()
@@ -139,7 +150,7 @@ def run_demo(cfg: DemoConfig | None = None, out: str | Path = 'runs/demo', progr
                'start_accuracy': accuracies(start),
                'complementary_knowledge': complementary_matrix({s: start[f'correct_{s}'].values for s in cfg.models()}).to_dict(),
                'summary': summarize(runs).reset_index().to_dict('records'), 'runs': runs.to_dict('records')}
-    atomic_write(out/'metrics.json', lambda p: p.write_text(json.dumps(_strict_json(results), indent=1, allow_nan=False)))
+    write_metrics(results, out)
     return results
 
 # %% ../nbs/07_demo.ipynb #09b6ae4d

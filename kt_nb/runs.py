@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_runs.ipynb #abad9125
 from __future__ import annotations
-import ast, ctypes, fcntl, hashlib, json, os, re, shutil, signal, subprocess, sys, time, warnings
+import ast, ctypes, fcntl, hashlib, json, os, re, shutil, signal, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from itertools import product
 from pathlib import Path
@@ -14,19 +14,18 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from .data import load_dataset
 from .models import check_model_name, participant, atomic_write
 from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES
-from .demo import DemoConfig, parse_model, stage1, load_participants, _arm_rows, _strict_json, _pm, STAGE1_SETTINGS
+from .demo import DemoConfig, parse_model, stage1, load_participants, _arm_rows, _pm, STAGE1_SETTINGS
 from .segmentation import SEG_DECODERS, SEG_METHODS
 from .video import TEMPORAL, VIDEO_METHODS
 
 # %% auto #0
 __all__ = ['DATASETS', 'TRAIN_PARAMS', 'SEG_PARAMS', 'VIDEO_PARAMS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS',
            'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'check_params', 'start_participants',
-           'run_metrics', 'write_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point',
-           'sweep', 'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
+           'run_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point', 'sweep', 'aggregate',
+           'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
 
 # %% ../nbs/12_runs.ipynb #6503bb5a
 DATASETS = ('fashion_mnist', 'digits')
@@ -202,10 +201,6 @@ def run_metrics(
                **{k: r[k] for k in ('acc', 'val_acc', 'gain', 'loss', 'taught')}} for r in rows]
     return {'params': params, 'data': data['train'].name.split('/')[0], 'sizes': {k: len(v) for k, v in data.items()},
             'notes': list(notes), 'models': models, 'history': history.to_dict('records'), 'wall_time_s': round(wall_time_s, 1)}
-
-def write_metrics(metrics: dict, folder: str | Path) -> Path:
-    "`folder/metrics.json`, written atomically: its presence marks a finished run."
-    return atomic_write(Path(folder)/'metrics.json', lambda p: p.write_text(json.dumps(_strict_json(metrics), indent=1, allow_nan=False)))
 
 # %% ../nbs/12_runs.ipynb #bad9a72c
 ROOT = Path(__file__).resolve().parents[1] if '__file__' in globals() else Path.cwd().parent

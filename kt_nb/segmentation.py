@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, time
 from dataclasses import dataclass, field, asdict
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from .models import Participant, Preprocess, atomic_write, check_model_name, cre
 from .tasks import Task
 from .roles import BiKD, Control, DML, Method
 from .learner import JointLearner
-from .demo import _strict_json
+from .demo import TwoStageConfig, _strict_json, write_metrics
 
 # %% auto #0
 __all__ = ['SEG_METHODS', 'SEG_FASHION_CLASSES', 'VOC_CLASSES', 'SEG_DECODERS', 'TEACHER_COLOURS', 'SegMetrics',
@@ -523,28 +524,18 @@ def explore_segmentation(participants: list[Participant], data: SegSet):
 
 # %% ../nbs/09_segmentation.ipynb #8601ea2e
 @dataclass
-class SegConfig:
+class SegConfig(TwoStageConfig):
     "Settings of the segmentation experiment on the synthetic set."
     models: list[tuple[str, str]] = field(default_factory=lambda: [
         ('tf_efficientnet_lite0', 'fpn'), ('tf_efficientnet_lite1', 'deeplabv3plus')])   # (timm name, decoder)
     methods: list[str] = field(default_factory=lambda: ['per_image', 'per_pixel', 'dml'])  # arms besides control
-    seeds: int = 3
     n_train: int = 320
     n_test: int = 256
     size: int = 64
     batch_size: int = 32
     stage1_epochs: int = 10
-    stage1_lr: float = 3e-3
-    epochs: int = 2              # stage 2
-    lr: float = 3e-4             # stage 2
-    detach_teacher: bool = True
     data_seed: int = 0
-    device: str = 'cpu'
-
-    @classmethod
-    def quick(cls, **overrides) -> SegConfig:
-        "A smoke-test size."
-        return cls(**{**dict(seeds=1, n_train=64, n_test=32, size=32, stage1_epochs=1, epochs=1), **overrides})
+    QUICK: ClassVar[dict] = dict(seeds=1, n_train=64, n_test=32, size=32, stage1_epochs=1, epochs=1)
 
 def seg_stage1(cfg: SegConfig, data: dict, out: Path, progress: bool = False) -> tuple[dict[str, Path], bool]:
     "Fine-tune each segmenter alone; returns each participant's weights file, and whether an earlier run's were reused."
@@ -606,8 +597,8 @@ def run_segmentation(cfg: SegConfig | None = None, out: str | Path = 'runs/segme
                'wall_time_s': round(time.time() - started, 1), 'stage1_s': round(stage1_s, 1), 'stage1_reused': reused,
                'torch_threads': torch.get_num_threads(),
                'summary': summarize_segmentation(runs).reset_index().to_dict('records'), 'runs': runs.to_dict('records')}
-    results = _strict_json(results)
-    atomic_write(out/'metrics.json', lambda p: p.write_text(json.dumps(results, indent=1, allow_nan=False)))
+    results = _strict_json(results)   # as the file holds it
+    write_metrics(results, out)
     return results
 
 def summarize_segmentation(runs: pd.DataFrame) -> pd.DataFrame:

@@ -4,8 +4,9 @@
 
 # %% ../nbs/16_video_saliency.ipynb #f853b60f
 from __future__ import annotations
-import io, json, time
+import io, time
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .models import Participant, Preprocess, atomic_write, check_model_name, create_model, load_state, save_state
+from .models import Participant, Preprocess, check_model_name, create_model, load_state, save_state
 from .roles import BiKD, DML, Control, Method, pick_teacher, task_loss_rule
 from .learner import JointLearner
-from .demo import _strict_json
+from .demo import TwoStageConfig, _strict_json, write_metrics
 from .segmentation import _load_encoder, taught_shares
 from .saliency import Saliency, _resize, cc, saliency_metrics
 from .clips import ClipSet, _overlay, _windows, synthetic_splits, show_clip
@@ -200,12 +201,11 @@ def clip_teachers(participants: list[Participant], clips: Tensor, target: Tensor
 
 # %% ../nbs/16_video_saliency.ipynb #d4364c08
 @dataclass
-class VideoConfig:
+class VideoConfig(TwoStageConfig):
     "Settings of the video saliency experiment on synthetic clips."
     models: list[tuple[str, str]] = field(default_factory=lambda: [
         ('tf_efficientnet_lite0', 'conv3d'), ('tf_efficientnet_lite1', 'attention')])   # (timm name, temporal fusion)
     methods: list[str] = field(default_factory=lambda: ['paper', 'dml'])   # arms besides control
-    seeds: int = 3
     n_train_videos: int = 40
     n_test_videos: int = 12
     frames_per_video: int = 12
@@ -214,17 +214,8 @@ class VideoConfig:
     img_size: int = 48            # frame size the encoders see
     batch_size: int = 16
     stage1_epochs: int = 4
-    stage1_lr: float = 3e-3
-    epochs: int = 2               # stage 2
-    lr: float = 3e-4              # stage 2
-    detach_teacher: bool = True
     data_seed: int = 0
-    device: str = 'cpu'
-
-    @classmethod
-    def quick(cls, **overrides) -> VideoConfig:
-        "A smoke-test size."
-        return cls(**{**dict(seeds=1, n_train_videos=6, n_test_videos=2, frames_per_video=6, stage1_epochs=1, epochs=1), **overrides})
+    QUICK: ClassVar[dict] = dict(seeds=1, n_train_videos=6, n_test_videos=2, frames_per_video=6, stage1_epochs=1, epochs=1)
 
 def _video_participant(cfg: VideoConfig, name: str, temporal: str, weights=None) -> Participant:
     return saliency_participant(name, temporal, cfg.clip_length, weights=weights, img_size=cfg.img_size)
@@ -279,8 +270,8 @@ def run_video_saliency(cfg: VideoConfig | None = None, out: str | Path = 'runs/v
     results = {'settings': asdict(cfg), 'sizes': {k: len(v) for k, v in data.items() },
                'wall_time_s': round(time.time() - started, 1), 'torch_threads': torch.get_num_threads(),
                'summary': summarize_video(runs).reset_index().to_dict('records'), 'runs': runs.to_dict('records')}
-    results = _strict_json(results)
-    atomic_write(out/'metrics.json', lambda p: p.write_text(json.dumps(results, indent=1, allow_nan=False)))
+    results = _strict_json(results)   # as the file holds it
+    write_metrics(results, out)
     return results
 
 # %% ../nbs/16_video_saliency.ipynb #a3c2517b
