@@ -198,7 +198,7 @@ class Preprocess(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim == 5: return self(x.flatten(0, 1)).unflatten(0, x.shape[:2])   # clips: every frame alike
-        x = x.float() / 255
+        x = x.to(self.mean.dtype) / 255   # float32, or float64 after `.double()`
         if x.shape[1] == 1 and self.in_chans == 3: x = x.expand(-1, 3, -1, -1)
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode=self.interpolation, align_corners=False)

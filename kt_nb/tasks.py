@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['Task', 'per_sample', 'Classification']
+__all__ = ['Task', 'per_sample', 'at_least_fp32', 'Classification']
 
 # %% ../nbs/02_tasks.ipynb #900d01c7
 class Task:
@@ -52,6 +52,10 @@ def per_sample(
     return values.float().flatten(1).nanmean(1)
 
 # %% ../nbs/02_tasks.ipynb #86adcacc
+def at_least_fp32(x: Tensor) -> Tensor:
+    "Half-precision outputs (autocast) in float32 for the softmax; float64 stays float64 (reference runs)."
+    return x if x.dtype == torch.float64 else x.float()
+
 class Classification(Task):
     "Single-label classification over `num_classes` classes; outputs are logits `(B, num_classes)`."
     name = 'classification'
@@ -71,13 +75,13 @@ class Classification(Task):
         if bad.any():
             raise ValueError(f"labels out of range [0, {self.num_classes}): {target[bad][:5].tolist()}")
 
-    def sample_loss(self, output, target): return F.cross_entropy(output.float(), target, reduction='none')
+    def sample_loss(self, output, target): return F.cross_entropy(at_least_fp32(output), target, reduction='none')
     def knowledge(self, output, target):
-        return output.float().log_softmax(-1).gather(1, target[:, None]).squeeze(1).exp()
-    def confidence(self, output): return output.float().softmax(-1).amax(-1)
+        return at_least_fp32(output).log_softmax(-1).gather(1, target[:, None]).squeeze(1).exp()
+    def confidence(self, output): return at_least_fp32(output).softmax(-1).amax(-1)
     def divergence(self, teacher, student, detach_teacher=True):
-        log_t = teacher.float().log_softmax(-1)
+        log_t = at_least_fp32(teacher).log_softmax(-1)
         if detach_teacher: log_t = log_t.detach()
-        log_s = student.float().log_softmax(-1)
+        log_s = at_least_fp32(student).log_softmax(-1)
         return (log_t.exp() * (log_t - log_s)).sum(-1)
     def correct(self, output, target): return output.argmax(-1) == target
