@@ -61,7 +61,8 @@ check-sync: install
 
 readme: install
 	$(BIN)/jupyter nbconvert --log-level=ERROR --to markdown --TagRemovePreprocessor.enabled=True \
-		--TagRemovePreprocessor.remove_all_outputs_tags='{"hide_output_in_readme"}' --output README index.ipynb
+		--TagRemovePreprocessor.remove_all_outputs_tags='{"hide_output_in_readme"}' \
+		--RegexRemovePreprocessor.patterns='["#\\| hide"]' --output README index.ipynb
 
 test: install data chromium check-sync
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider --junitxml=.test-results.xml tests; \

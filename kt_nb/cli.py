@@ -35,7 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="model groups, timm names joined by '+', ':scratch' for no pretrained weights")
     demo.add_argument('--methods', nargs='+', choices=sorted(set(METHODS) - {'control', 'fantastic_gains'}),
                       help='transfer arms besides control (default: bikd dml)')
-    demo.add_argument('--dataset', choices=['fashion_mnist', 'digits'], help='data set (default fashion_mnist)')
+    demo.add_argument('--data', '--dataset', dest='data', metavar='SOURCE',
+                      help='fashion_mnist (default) or digits; or your data: a folder with train/<class>/<image> (val/, test/ beside it), '
+                           'a .csv/.parquet table of path,label[,split], a .tar of class folders, or a timm name (torch/cifar100, hfds/<id>)')
+    demo.add_argument('--img-size', type=_positive, help='input size in pixels (default 48; 32 with --quick); streamed images are decoded to it')
+    demo.add_argument('--workers', type=int, default=0, help='data loading processes (default 0: in the main process)')
+    demo.add_argument('--skip-unreadable', action='store_true',
+                      help='leave unreadable image files out (listed in each run folder) instead of stopping at the first')
     demo.add_argument('--paper-gradients', action='store_true', help="don't detach the teacher (the paper's code)")
     demo.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
     sweep = sub.add_parser('sweep', help='run every unfinished point of a sweep spec through papermill, then aggregate')
@@ -59,9 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def demo_command(args) -> int:
     from kt_nb.demo import DemoConfig, run_demo, report_table
-    overrides = {k: v for k, v in dict(seeds=args.seeds, groups=args.groups, methods=args.methods,
-                                       dataset=args.dataset, device=args.device).items() if v is not None}
+    from kt_nb.data import BUILTIN_SETS
+    overrides = {k: v for k, v in dict(seeds=args.seeds, groups=args.groups, methods=args.methods, dataset=args.data,
+                                       img_size=args.img_size, device=args.device).items() if v is not None}
+    overrides.update(workers=args.workers, on_error='skip' if args.skip_unreadable else 'raise')
     if args.paper_gradients: overrides['detach_teacher'] = False
+    if args.data is not None and args.data not in BUILTIN_SETS:   # your data: all of it (--quick: a few hundred), split as it comes
+        overrides.update(n_train=DemoConfig.QUICK['n_train'] if args.quick else None, n_val=None, n_test=None)
     cfg = DemoConfig.quick(**overrides) if args.quick else DemoConfig(**overrides)
     results = run_demo(cfg, args.out, progress=sys.stderr.isatty())
     for note in results['notes']: print(f"note: {note}")

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .data import ImageSet, load_dataset
+from .data import ImageSet, InMemory, load_dataset
 from .segmentation import _texture
 
 # %% auto #0
@@ -24,7 +24,7 @@ __all__ = ['DHF1K_LAYOUT', 'FRAME_SUFFIXES', 'ClipSet', 'gaussian_blur', 'synthe
 
 # %% ../nbs/15_clips.ipynb #c1500006
 @dataclass(repr=False)
-class ClipSet(Dataset):
+class ClipSet(InMemory):
     "Clips of T frames with the saliency of each clip's last frame; items are `(clip, target, index)`."
     frames: Tensor      # (F, C, H, W) uint8, every frame of every video, videos one after another
     clips: Tensor       # (N, T) int64, frame indices of each clip in time order; the target is of its last frame
@@ -72,6 +72,8 @@ class ClipSet(Dataset):
 
     @property
     def clip_length(self) -> int: return self.clips.shape[1]
+    def sample_id(self, i: int) -> str: return f"{self.name}#video{int(self.videos[i])}/clip{i}"
+    def thumbnail(self, i: int) -> Tensor: return self.frames[self.clips[i, -1]]   # the frame the target belongs to
 
     def subset(self, idx, name: str | None = None) -> ClipSet:
         "The clips at `idx`, renumbered from 0; all frames are kept."

@@ -12,12 +12,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 import kt_nb
+from .models import state_hash
 
 # %% auto #0
-__all__ = ['FASHION_CLASSES', 'FASHION_FILES', 'read_idx', 'fashion_mnist_candidates', 'find_fashion_mnist', 'ImageSet',
-           'load_fashion_mnist', 'load_digits_set', 'load_dataset', 'Augment']
+__all__ = ['FASHION_CLASSES', 'FASHION_FILES', 'BUILTIN_SETS', 'read_idx', 'fashion_mnist_candidates', 'find_fashion_mnist',
+           'InMemory', 'ImageSet', 'collate_samples', 'draw_indices', 'load_fashion_mnist', 'load_digits_set',
+           'load_dataset', 'Augment']
 
 # %% ../nbs/00_data.ipynb #5f12b35a
 def read_idx(path: str | Path) -> np.ndarray:  # (N, H, W) images or (N,) labels, uint8
@@ -82,13 +84,21 @@ def find_fashion_mnist(root: str | Path | None = None, download: bool = True) ->
           "torchvision's download, or use dataset='digits' (ships with scikit-learn).")
 
 # %% ../nbs/00_data.ipynb #e6597632
+class InMemory(Dataset):
+    "What in-memory sets share: the fingerprint hashes their tensors; nothing is drawn per sample or unreadable."
+    def fingerprint(self) -> str: return state_hash({k: v for k, v in vars(self).items() if isinstance(v, Tensor)})
+    def reseed(self, seed: int): "Augmentation works on the whole batch (`Augment`), not per sample."
+    def unreadable(self) -> list[str]: return []
+
 @dataclass
-class ImageSet(Dataset):
+class ImageSet(InMemory):
     "Images `(N, C, H, W)` uint8 and labels `(N,)`; items are `(image, label, index)`."
     images: Tensor
     labels: Tensor
     classes: tuple[str, ...]
     name: str = ''
+    ids: Tensor | None = None   # (N,) each sample's index in the set it was drawn from (None: its position here)
+    origin: str = ''            # the name of that set (empty: this one)
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -108,13 +118,24 @@ class ImageSet(Dataset):
     def subset(self, idx, name: str | None = None) -> ImageSet:
         "The samples at `idx`, renumbered from 0 (a set of the same kind, with its other fields)."
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return replace(self, images=self.images[idx], labels=self.labels[idx], name=name or self.name)
+        ids = (self.ids if self.ids is not None else torch.arange(len(self)))[idx]
+        return replace(self, images=self.images[idx], labels=self.labels[idx], name=name or self.name, ids=ids,
+                       origin=self.origin or self.name)
+
+    def sample_id(self, i: int) -> str:
+        "`<source>#<index in the source>`, e.g. `fashion_mnist/train#123` for a validation image."
+        return f"{self.origin or self.name}#{int(self.ids[i]) if self.ids is not None else i}"
+    def thumbnail(self, i: int) -> Tensor: return self.images[i]
 
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r}, {len(self)} images {tuple(self.images.shape[1:])}, {self.num_classes} classes)"
 
+def collate_samples(items: list) -> tuple[Tensor, Tensor, Tensor]:  # images (B, ...), labels (B, ...), indices (B,)
+    "A batch of `(image, label, index)` items; `None` (a file a set skipped as unreadable) is left out."
+    return default_collate([item for item in items if item is not None])
+
 # %% ../nbs/00_data.ipynb #a242a74c
-def _draw(n_total: int, sizes: list[int | None], seed: int) -> list[Tensor]:
+def draw_indices(n_total: int, sizes: list[int | None], seed: int) -> list[Tensor]:
     "Disjoint random index sets of the given sizes (None: all that is left)."
     order = torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))
     parts, start = [], 0
@@ -141,16 +162,23 @@ def load_digits_set() -> ImageSet:
     images = torch.from_numpy((d.images * 255 / 16).round().astype(np.uint8)).unsqueeze(1)
     return ImageSet(images, torch.from_numpy(d.target.astype(np.int64)), tuple(map(str, range(10))), 'digits')
 
+BUILTIN_SETS = ('fashion_mnist', 'digits')
+
 def load_dataset(
-    name: str = 'fashion_mnist',  # 'fashion_mnist' or 'digits'
+    name: str | Path = 'fashion_mnist',  # a built-in ('fashion_mnist', 'digits') or any source `sources.open_source` reads
     n_train: int | None = None,   # cap on training samples (None: all)
     n_val: int | None = None,     # validation samples, from the training data (None: 5,000; digits: 1/6)
     n_test: int | None = None,    # cap on test samples (None: all; digits: 1/4)
     split_seed: int = 0,          # decides which samples land in which split
     root=None,                    # folder with the IDX files (None: search)
     fallback: bool = False,       # use digits, with a warning, when Fashion-MNIST cannot be found
-) -> dict[str, ImageSet]:
-    "Train, validation and test `ImageSet`s of a named data set."
+    **source_options,             # streamed sources: img_size, crop_pct, scale, augment, on_error, download (see `open_source`)
+) -> dict:
+    "Train, validation and test sets: `ImageSet`s of a built-in, streamed sets of any other source."
+    if name not in BUILTIN_SETS:
+        from kt_nb.sources import open_source   # sources builds on this module
+        return open_source(name, n_train, n_val, n_test, split_seed, root=root, **source_options)
+    # the built-ins are small and in memory: source options have nothing to do (each model resizes on the device)
     if name == 'fashion_mnist':
         try: official = load_fashion_mnist(root)
         except FileNotFoundError as e:
@@ -165,12 +193,11 @@ def load_dataset(
         if n_train is not None and n_train > left:
             warnings.warn(f"digits has {len(full)} images: {n_train} training samples asked, {left} left after validation and test")
             n_train = left
-        val, test, train = _draw(len(full), [n_val, n_test, n_train], split_seed)
+        val, test, train = draw_indices(len(full), [n_val, n_test, n_train], split_seed)
         return {'train': full.subset(train, 'digits/train'), 'val': full.subset(val, 'digits/val'),
                 'test': full.subset(test, 'digits/test')}
-    if name != 'fashion_mnist': raise ValueError(f"unknown data set {name!r}: choose 'fashion_mnist' or 'digits'")
-    val, train = _draw(len(official['train']), [5000 if n_val is None else n_val, n_train], split_seed)
-    (test,) = _draw(len(official['test']), [n_test], split_seed)
+    val, train = draw_indices(len(official['train']), [5000 if n_val is None else n_val, n_train], split_seed)
+    (test,) = draw_indices(len(official['test']), [n_test], split_seed)
     return {'train': official['train'].subset(train, 'fashion_mnist/train'),
             'val': official['train'].subset(val, 'fashion_mnist/val'),
             'test': official['test'].subset(test, 'fashion_mnist/test')}

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .data import load_dataset, Augment
+from .data import ImageSet, load_dataset, Augment
 from .models import participant, atomic_write, check_model_name
 from .learner import JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
@@ -49,13 +49,15 @@ class DemoConfig(TwoStageConfig):
         ['tf_efficientnet_lite0', 'tf_efficientnet_lite1'],      # equal strength, both pretrained
         ['tf_efficientnet_lite0', 'resnet10t:scratch']])        # unequal: pretrained vs from scratch
     methods: list[str] = field(default_factory=lambda: ['bikd', 'dml'])  # transfer arms besides control
-    dataset: str = 'fashion_mnist'
-    n_train: int = 1024
-    n_val: int = 500
-    n_test: int = 1000
+    dataset: str = 'fashion_mnist'   # a built-in, or a source: an image folder, a table of paths, a timm name (see `sources`)
+    n_train: int | None = 1024       # caps (None: what the source has)
+    n_val: int | None = 500
+    n_test: int | None = 1000
     img_size: int = 48
     batch_size: int = 64
     stage1_epochs: int = 6
+    workers: int = 0                 # data loading processes (streamed sources decode there)
+    on_error: str = 'raise'          # streamed sources: 'skip' leaves unreadable files out (listed in each run folder)
     QUICK: ClassVar[dict] = dict(groups=[['tf_efficientnet_lite0', 'tf_efficientnet_lite1']], seeds=1, n_train=384, n_val=200,
                                  n_test=500, img_size=32, stage1_epochs=3, epochs=1)   # under a minute or two on 2 cores
 
@@ -78,13 +80,15 @@ def stage1(cfg: DemoConfig, data: dict, out: Path, progress: bool = False) -> di
         torch.manual_seed(0)
         p = participant(name, data['train'].num_classes, pretrained=pretrained, img_size=cfg.img_size, label=spec)
         learner = JointLearner([p], data['train'], method='control', epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
-                               batch_size=cfg.batch_size, augment=_augment(data), device=cfg.device, progress=progress)
+                               batch_size=cfg.batch_size, augment=_augment(data), device=cfg.device, progress=progress,
+                               workers=cfg.workers)
         learner.fit()
         weights[spec] = learner.save_weights(out/'stage1')[0]
     return weights
 
-def _augment(data: dict) -> Augment:
-    "Shifts for every set; flips only where mirror images keep their class (not digits)."
+def _augment(data: dict) -> Augment | None:
+    "In memory: shifts, and flips where mirror images keep their class (not digits). Streamed sets crop and flip each sample themselves."
+    if not isinstance(data['train'], ImageSet): return None
     return Augment(shift=2, flip=not data['train'].name.startswith('digits'))
 
 def load_participants(specs: list[str], weights: dict[str, Path], num_classes: int, img_size: int) -> list:
@@ -120,13 +124,14 @@ def run_demo(cfg: DemoConfig | None = None, out: str | Path = 'runs/demo', progr
     for spec in cfg.models(): check_model_name(parse_model(spec)[0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, fallback=True)
+        data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, fallback=True,
+                            img_size=cfg.img_size, on_error=cfg.on_error)
     notes = [str(w.message) for w in caught]
     n_classes, test = data['train'].num_classes, data['test']
     weights = stage1(cfg, data, out, progress)
     start_models = load_participants(cfg.models(), weights, n_classes, cfg.img_size)
-    start = predict(start_models, test, device=cfg.device)
-    start_val = accuracies(predict(start_models, data['val'], device=cfg.device))
+    start = predict(start_models, test, device=cfg.device, workers=cfg.workers)
+    start_val = accuracies(predict(start_models, data['val'], device=cfg.device, workers=cfg.workers))
     rows = _arm_rows(start, start, start_val, -1, 'all', 'start')
     arms = [('all', 'control', cfg.models())] + [('+'.join(g), m, g) for g in cfg.groups for m in cfg.methods]
     bar = tqdm(total=cfg.seeds * len(arms), desc='demo arms', disable=not progress)
@@ -136,7 +141,8 @@ def run_demo(cfg: DemoConfig | None = None, out: str | Path = 'runs/demo', progr
             learner = JointLearner(load_participants(specs, weights, n_classes, cfg.img_size), data['train'], data['val'],
                                    method=method, detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr,
                                    batch_size=cfg.batch_size, augment=_augment(data), seed=seed, device=cfg.device,
-                                   progress=False, eval_every=0, out=out/'runs'/f'{group}-{method}-seed{seed}'.replace(':', '_'))
+                                   progress=False, eval_every=0, out=out/'runs'/f'{group}-{method}-seed{seed}'.replace(':', '_'),
+                                   workers=cfg.workers)
             history = learner.fit(resume=True)   # a rerun continues where a stopped demo left off
             last = history.iloc[-1]
             val_acc = {s: last[f'val_acc_{s}'] for s in specs}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_explorer.ipynb #b8acf8b9
 from __future__ import annotations
-import base64, html, io, time
+import base64, html, io, json, time
 from pathlib import Path
 
 import ipywidgets as W
@@ -13,14 +13,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
-from .data import ImageSet
+from .data import ImageSet, load_dataset
 from .ledger import RoleLedger, teaching_share, flips
-from .screening import Screening
+from .screening import Screening, screen
+from .demo import load_participants
 from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['NO_LEDGER', 'complementary_figure', 'share_figure', 'epoch_figure', 'flips_table', 'role_history', 'png', 'Explorer',
-           'explore']
+           'explore', 'explore_demo']
 
 # %% ../nbs/11_explorer.ipynb #d50abd91
 def complementary_figure(
@@ -296,8 +297,9 @@ def _gallery(self: Explorer):
         image, caption, button = tile.children
         image.value = self._thumb(data, 'ledger' if ledger_view else 'screened', int(row['sample']))
         scores = ' · '.join(f"{c.removeprefix(self.screening.score_name + '_')[:12]} {row[c]:.2f}" for c in score_cols)
+        name = data.sample_id(int(row['sample'])).rsplit('/', 1)[-1]   # the file's name, or the sample's index in its source
         caption.value = (f'<div style="font-size:10px;line-height:1.2"><b class="kt-label">{html.escape(str(row["class"]))}</b>'
-                         f' → {html.escape(str(row.teacher))}<br>p_true {scores}</div>')
+                         f' → {html.escape(str(row.teacher))}<br>p_true {scores}<br><span class="kt-id">{html.escape(name[-24:])}</span></div>')
         button.description = f"open #{int(row['sample'])}"
         tile.layout.display = 'flex'
     for tile in self.tiles[len(self._shown):]: tile.layout.display = 'none'
@@ -305,7 +307,7 @@ def _gallery(self: Explorer):
 @patch
 def _thumb(self: Explorer, data: ImageSet, source: str, sample: int) -> bytes:
     key = (source, sample)
-    if key not in self._thumbs: self._thumbs[key] = png(data.images[sample])
+    if key not in self._thumbs: self._thumbs[key] = png(data.thumbnail(sample))
     return self._thumbs[key]
 
 # %% ../nbs/11_explorer.ipynb #94e3616c
@@ -319,9 +321,10 @@ def _open(self: Explorer, sample: int):
     ledger_view = self.source.value == 'ledger'
     data = self.ledger_data if ledger_view else self.screening.data
     label = data.classes[int(data.labels[sample])]
-    parts = [_img_tag(png(data.images[sample], 4), 112),
+    picture = data.thumbnail(sample)
+    parts = [_img_tag(png(picture, max(1, 112 // picture.shape[-1])), 112),
              f'<div><b class="kt-detail-title">sample #{sample}</b> of {html.escape(data.name or "the data")}: '
-             f'<b>{html.escape(label)}</b></div>']
+             f'<b>{html.escape(label)}</b><br><code class="kt-sample-id">{html.escape(data.sample_id(sample))}</code></div>']
     if not ledger_view:
         row = self.screening.frame.iloc[sample]
         table = pd.DataFrame.from_dict({n: {'p_true': row[f'{self.screening.score_name}_{n}'],
@@ -367,3 +370,24 @@ def explore(
     "The explorer in one call; shows itself as the last expression of a cell."
     if isinstance(ledger, (str, Path)): ledger = RoleLedger.read(ledger)
     return Explorer(screening, ledger, ledger_data, after, chosen)
+
+# %% ../nbs/11_explorer.ipynb #57220244
+def explore_demo(
+    out: str | Path = 'runs/demo',  # a finished `kt-nb demo` folder
+    run: str | None = None,         # which run's ledger (a folder name in out/runs; default: the first transfer run)
+    device: str = 'cpu',
+) -> Explorer:
+    "The explorer on a demo's folder: its stage-1 models screened on its test split, one run's ledger and training set."
+    out = Path(out)
+    if not (out/'metrics.json').exists(): raise FileNotFoundError(f"no finished demo in {out}: run `kt-nb demo --out {out}` first")
+    cfg = json.loads((out/'metrics.json').read_text())['settings']
+    data = load_dataset(cfg['dataset'], n_train=cfg['n_train'], n_val=cfg['n_val'], n_test=cfg['n_test'], fallback=True,
+                        img_size=cfg['img_size'], on_error=cfg.get('on_error', 'raise'))
+    specs = list(dict.fromkeys(m for group in cfg['groups'] for m in group))
+    weights = {s: out/'stage1'/f"{s.replace(':', '_')}.safetensors" for s in specs}
+    models = load_participants(specs, weights, data['train'].num_classes, cfg['img_size'])
+    runs = sorted(p for p in (out/'runs').iterdir() if '-control-' not in p.name) if (out/'runs').exists() else []
+    folder = out/'runs'/run if run else (runs[0] if runs else None)
+    if folder is None or not (folder/'ledger').exists(): raise FileNotFoundError(f"no transfer run with a ledger in {out/'runs'}")
+    screening = screen(models, data['test'], cache=out/'screening', device=device)
+    return explore(screening, ledger=folder/'ledger', ledger_data=data['train'])

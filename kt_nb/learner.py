@@ -16,8 +16,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from .data import ImageSet, Augment
-from .models import Participant, load_state, previous_path, save_state, state_hash
+from .data import ImageSet, Augment, collate_samples
+from .models import Participant, atomic_write, load_state, previous_path, save_state, state_hash
 from .tasks import Task, Classification, per_sample
 from .roles import Method, get_method
 from .losses import joint_loss
@@ -34,6 +34,7 @@ AUTOCAST_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16} 
 def predict(participants: list[Participant], data: ImageSet, task: Task | None = None,
             batch_size: int = 256, device: str = 'cpu',
             precision: str = 'fp32',  # 'bf16' or 'fp16': forward passes under autocast (GPUs)
+            workers: int = 0,         # data loading processes (streamed sets decode there)
            ) -> pd.DataFrame:
     "Per-sample predictions of every participant: `label`, then `pred_`, `<score>_` and `correct_` per name (dense tasks: score and correct only, per-sample means)."
     task = task or Classification(data.num_classes)
@@ -42,7 +43,7 @@ def predict(participants: list[Participant], data: ImageSet, task: Task | None =
     cols = {}
     add = lambda column, value: cols.setdefault(column, []).append(value.cpu())
     try:
-        for x, y, idx in DataLoader(data, batch_size=batch_size):
+        for x, y, idx in DataLoader(data, batch_size=batch_size, num_workers=workers, collate_fn=collate_samples):
             x, y = x.to(device), y.to(device)
             add('sample', idx)
             if y.ndim == 1: add('label', y)              # one label per sample (not a mask)
@@ -156,7 +157,7 @@ class JointLearner:
 
     def _check_outputs(self):
         "One forward pass on two training images: every participant must fit the task."
-        x, y, _ = next(iter(DataLoader(self.train_set, batch_size=2)))
+        x, y, _ = next(iter(DataLoader(self.train_set, batch_size=2, collate_fn=collate_samples)))
         for member in self.members:
             mode = member.model.training
             member.model.eval()
@@ -187,11 +188,12 @@ class JointLearner:
             self._batches = EpochBatches(len(self.train_set), self.batch_size, drop_single=self.world == 1,
                                          drop_partial=self.world > 1, rank=self.rank, world=self.world)
             self._worker_rng = torch.Generator()   # the loader seeds its workers from this, not from torch's global generator
-            self._data = DataLoader(self.train_set, batch_sampler=self._batches, generator=self._worker_rng,
+            self._data = DataLoader(self.train_set, batch_sampler=self._batches, generator=self._worker_rng, collate_fn=collate_samples,
                                     num_workers=self.workers, persistent_workers=self.workers > 0,
                                     pin_memory=self.workers > 0 and self.device.startswith('cuda'))
         self._batches.seed, self._batches.start = self.seed * 1_000_003 + epoch, start   # the same order in every process
         self._worker_rng.manual_seed(self.seed * 1_000_003 + epoch)
+        self.train_set.reseed(self.seed * 1_000_003 + epoch)   # streamed sets: this epoch's crops and flips, in every worker
         return self._data
 
 def _check_count(name: str, value, low: int):
@@ -317,12 +319,11 @@ def config_hash(manifest: dict) -> str:
 @patch
 def _manifest(self: JointLearner) -> dict:
     "What a checkpoint must agree with to be resumed."
-    data = state_hash({k: v for k, v in vars(self.train_set).items() if isinstance(v, Tensor)})   # every tensor of the data set
     return {'participants': [{'name': p.name, 'start_weights_sha256': h} for p, h in zip(self.participants, self.start_hashes)],
             'method': repr(self.method), 'task': repr(self.task), 'detach_teacher': self.detach_teacher,
             'epochs': self.epochs, 'batch_size': self.batch_size, 'seed': self.seed, 'lr': self.lrs,
             'weight_decay': self.weight_decay, 'augment': repr(self.augment), 'precision': self.precision,
-            'n_train': len(self.train_set), 'train_data_sha256': data, 'processes': self.world}
+            'n_train': len(self.train_set), 'train_data_sha256': self.train_set.fingerprint(), 'processes': self.world}
 
 @patch
 def save_checkpoint(self: JointLearner, path: str | Path, epoch: int, step: int) -> Path:
@@ -419,6 +420,12 @@ def _end_epoch(self: JointLearner, epoch: int):
            **{f'task_loss_{n}': v for n, v in zip(names, means[1:-1])},
            **{f'taught_{c}': float(share[c].iloc[0]) for c in share.columns}}
     last = epoch == self.epochs - 1
+    unreadable = self.train_set.unreadable()
+    if unreadable:
+        row['unreadable'] = len(unreadable)
+        if self.out and self.rank == 0: atomic_write(self.out/'unreadable.txt', lambda p: p.write_text(''.join(f + '\n' for f in unreadable)))
+        warnings.warn(f"{len(unreadable)} unreadable training file(s) left out so far, e.g. {unreadable[0]}"
+                      + (f"; all listed in {self.out/'unreadable.txt'}" if self.out else ''))
     if self.val_set is not None and (last or (self.eval_every and (epoch + 1) % self.eval_every == 0)):
         row.update({f'val_{self.task.metric_name}_{n}': a for n, a in accuracies(self.predict(self.val_set)).items()})
     self.history.append(row)
@@ -427,6 +434,7 @@ def _end_epoch(self: JointLearner, epoch: int):
 def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
     "Train for the configured epochs (with `resume`, from the run folder's newest good checkpoint); returns the history."
     epoch, step = self._start(resume)
+    if self.rank == 0: self.ledger.describe_samples(self.train_set)
     checkpoint = self.out/'checkpoint.safetensors' if self.out else None
     done = epoch * self.steps_per_epoch + step
     bar = tqdm(total=self.epochs * self.steps_per_epoch - done, disable=not self.progress or self.rank != 0, desc='transfer', leave=False)
@@ -452,4 +460,4 @@ def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
 @patch
 def predict(self: JointLearner, data: ImageSet) -> pd.DataFrame:
     "`predict` with this learner's participants, task, device and precision."
-    return predict(self.participants, data, self.task, device=self.device, precision=self.precision)
+    return predict(self.participants, data, self.task, device=self.device, precision=self.precision, workers=self.workers)

@@ -107,14 +107,24 @@ class RoleLedger:
         current = self.folder/f'epoch={epoch:04d}.parquet'
         if current.exists(): self._frames.append(pq.read_table(current).to_pandas())
 
+    def describe_samples(self, data):
+        "Write `samples.parquet` beside the epochs: each training sample's id (its file name) and label."
+        if self.folder is None: return
+        frame = pd.DataFrame({'sample': np.arange(len(data)), 'sample_id': [data.sample_id(i) for i in range(len(data))]})
+        labels = getattr(data, 'labels', None)
+        if labels is not None and labels.ndim == 1: frame['label'] = labels.numpy()
+        atomic_write(self.folder/'samples.parquet', lambda p: frame.to_parquet(p, index=False))
+
     @staticmethod
     def read(folder: str | Path) -> pd.DataFrame:
-        "All epochs of a ledger folder as one frame, with the participants' names in `df.attrs`."
+        "All epochs of a ledger folder as one frame, with each sample's id where known and the participants' names in `df.attrs`."
         files = sorted(Path(folder).glob('epoch=*.parquet'))
         if not files: raise FileNotFoundError(f"no ledger files (epoch=*.parquet) in {folder}: run a transfer with an output folder first")
         tables = [pq.read_table(f) for f in files]
         df = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
         df.attrs.update(json.loads(tables[0].schema.metadata[b'kt_nb']))
+        samples = Path(folder)/'samples.parquet'
+        if samples.exists(): df['sample_id'] = pd.Categorical(pd.read_parquet(samples, columns=['sample_id']).sample_id).take(df['sample'])
         return df
 
 def _dense_teachers(

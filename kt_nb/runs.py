@@ -14,6 +14,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from .data import BUILTIN_SETS
 from .models import check_model_name, participant, atomic_write
 from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES
@@ -22,14 +23,12 @@ from .segmentation import SEG_DECODERS, SEG_METHODS
 from .video import TEMPORAL, VIDEO_METHODS
 
 # %% auto #0
-__all__ = ['DATASETS', 'TRAIN_PARAMS', 'SEG_PARAMS', 'VIDEO_PARAMS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS',
-           'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'check_params', 'start_participants',
-           'run_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point', 'sweep', 'aggregate',
+__all__ = ['TRAIN_PARAMS', 'SEG_PARAMS', 'VIDEO_PARAMS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS', 'RUN_KEYS',
+           'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'check_params', 'start_participants', 'run_metrics',
+           'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point', 'sweep', 'aggregate',
            'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
 
 # %% ../nbs/12_runs.ipynb #6503bb5a
-DATASETS = ('fashion_mnist', 'digits')
-
 def _integer(low: int, optional: bool = False):
     def check(value):
         if value is None and optional: return None
@@ -70,6 +69,15 @@ def _models(value):
     for spec in specs: check_model_name(parse_model(spec)[0])
     return list(specs)
 
+def _source(value):
+    "A built-in data set, or a source: an image folder with train/, a .csv/.parquet/.tar file, or a timm name; paths made absolute."
+    if not isinstance(value, str) or not value: raise ValueError(f"must be a data set name or path, got {value!r}")
+    path = Path(value).expanduser()
+    if value in BUILTIN_SETS or value.partition('/')[0].lower() in ('torch', 'hfds'): return value
+    if (path/'train').is_dir() or (path.is_file() and path.suffix in ('.csv', '.parquet', '.tar')): return str(path.resolve())
+    raise ValueError(f"unknown data set {value!r}; choose from {list(BUILTIN_SETS)}, a folder with train/<class>/<image>, "
+                     "a .csv/.parquet table or a .tar of class folders, or a timm name (torch/<name>, hfds/<id>)")
+
 def _device(value):
     if value not in ('auto', 'cpu', 'cuda') and not re.fullmatch(r'cuda:\d+', str(value)):
         raise ValueError(f"unknown device {value!r}; choose from ['auto', 'cpu', 'cuda', 'cuda:N']")
@@ -79,11 +87,11 @@ def _device(value):
 TRAIN_PARAMS = {
     'models': _models, 'method': _choice(lambda: sorted(METHODS)), 'rule': _choice(lambda: sorted(ROLE_RULES)),
     'kd_teacher': _integer(0), 'detach_teacher': _boolean,
-    'dataset': _choice(lambda: DATASETS), 'n_train': _integer(1, optional=True), 'n_val': _integer(1, optional=True),
+    'dataset': _source, 'n_train': _integer(1, optional=True), 'n_val': _integer(1, optional=True),
     'n_test': _integer(1, optional=True), 'img_size': _integer(8), 'batch_size': _integer(2),
     'stage1_epochs': _integer(0), 'stage1_lr': _number(positive=True),
     'epochs': _integer(1), 'lr': _number(positive=True), 'weight_decay': _number(positive=False), 'seed': _integer(0),
-    'threads': _integer(0), 'device': _device, 'precision': _choice(lambda: ('auto', *AUTOCAST_DTYPES)), 'out': _text, 'stage1_dir': _text,
+    'threads': _integer(0), 'workers': _integer(0), 'device': _device, 'precision': _choice(lambda: ('auto', *AUTOCAST_DTYPES)), 'out': _text, 'stage1_dir': _text,
 }
 
 # %% ../nbs/12_runs.ipynb #0d808d78
@@ -168,7 +176,7 @@ def start_participants(
     atomic_write(folder/'settings.json', lambda p: p.write_text(json.dumps({k: params[k] for k in STAGE1_SETTINGS}, indent=1)))
     cfg = DemoConfig(dataset=params['dataset'], n_train=params['n_train'], n_val=params['n_val'], img_size=params['img_size'],
                      batch_size=params['batch_size'], stage1_epochs=params['stage1_epochs'], stage1_lr=params['stage1_lr'],
-                     device=params['device'])
+                     device=params['device'], workers=params['workers'])
     weights = {}
     with open(folder/'.lock', 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes
@@ -233,6 +241,9 @@ def load_spec(spec: str | Path | dict) -> dict:
     for axis, values in spec.get('grid', {}).items():
         if not isinstance(values, list) or not values: raise ValueError(f"grid axis {axis!r} must be a non-empty list, got {values!r}")
     spec['notebook'] = (here/spec['notebook']).resolve() if spec.get('notebook') else TRAIN_NOTEBOOK
+    for where in [spec.get('base', {}), *spec.get('grid', {}).get('point', [])]:   # a data folder or table beside the spec
+        if isinstance(where, dict) and isinstance(where.get('dataset'), str) and (here/where['dataset']).exists():
+            where['dataset'] = str((here/where['dataset']).resolve())
     if spec.get('out'): spec['out'] = (here/spec['out']).resolve()
     return spec
 

@@ -32,9 +32,8 @@ def cache_root() -> Path:
     return Path(os.environ.get('KT_NB_CACHE') or Path.home()/'.cache'/'kt_nb')
 
 def data_key(data: ImageSet) -> str:
-    "Identity of a data set: its images, labels and class names (not its display name)."
-    tensors = state_hash({'images': data.images, 'labels': data.labels})
-    return hashlib.sha1(f'{tensors}|{data.classes!r}'.encode()).hexdigest()[:16]
+    "Identity of a data set: its fingerprint (in memory its images and labels, on disk its files) and class names, not its display name."
+    return hashlib.sha1(f'{data.fingerprint()}|{data.classes!r}'.encode()).hexdigest()[:16]
 
 def model_key(p: Participant, task: Task) -> str:
     "Identity of a model's predictions: architecture, every weight and buffer, preprocessing and task (not its name)."

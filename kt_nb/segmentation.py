@@ -5,7 +5,7 @@
 # %% ../nbs/09_segmentation.ipynb #18a25aae
 from __future__ import annotations
 import json, time
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 from typing import ClassVar
 from pathlib import Path
 
@@ -17,10 +17,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .data import FASHION_CLASSES, ImageSet, load_fashion_mnist
+from .sources import files_fingerprint, read_image
 from .models import Participant, Preprocess, atomic_write, check_model_name, create_model, load_state
 from .tasks import Task
 from .roles import BiKD, Control, DML, Method
@@ -30,10 +31,10 @@ from .demo import TwoStageConfig, _strict_json, write_metrics
 # %% auto #0
 __all__ = ['SEG_METHODS', 'SEG_FASHION_CLASSES', 'VOC_CLASSES', 'SEG_DECODERS', 'TEACHER_COLOURS', 'SegMetrics',
            'check_label_range', 'seg_metrics', 'Segmentation', 'seg_method', 'SegSet', 'synthetic_segmentation',
-           'label_colours', 'show_canvases', 'read_label_png', 'load_voc', 'load_ade20k', 'conv_bn_relu', 'FPNDecoder',
-           'DeepLabV3PlusDecoder', 'Segmenter', 'create_segmenter', 'seg_participant', 'evaluate', 'taught_shares',
-           'teacher_map', 'teaching_maps', 'explore_segmentation', 'SegConfig', 'seg_stage1', 'run_segmentation',
-           'summarize_segmentation', 'seg_report_table']
+           'label_colours', 'show_canvases', 'read_label_png', 'SegFiles', 'load_voc', 'load_ade20k', 'conv_bn_relu',
+           'FPNDecoder', 'DeepLabV3PlusDecoder', 'Segmenter', 'create_segmenter', 'seg_participant', 'evaluate',
+           'taught_shares', 'teacher_map', 'teaching_maps', 'explore_segmentation', 'SegConfig', 'seg_stage1',
+           'run_segmentation', 'summarize_segmentation', 'seg_report_table']
 
 # %% ../nbs/09_segmentation.ipynb #5e900006
 class SegMetrics:
@@ -300,43 +301,77 @@ def read_label_png(path, num_classes: int, ignore_index: int = 255) -> np.ndarra
     check_label_range(torch.from_numpy(labels), num_classes, ignore_index, str(path))
     return labels
 
-def _read_pairs(pairs: list[tuple[Path, Path]], classes: tuple[str, ...], name: str, size: int | None,
-                ignore_index: int = 255, relabel=None) -> SegSet:
-    "Image and label files -> a `SegSet`, checking sizes; `relabel` maps raw label arrays first."
-    images, labels = [], []
-    for image_path, label_path in pairs:
-        for f in (image_path, label_path):
-            if not f.is_file(): raise FileNotFoundError(f"{f} is missing")
-        image = Image.open(image_path).convert('RGB')
-        raw = np.asarray(Image.open(label_path)) if relabel else None
-        label = relabel(raw) if relabel else read_label_png(label_path, len(classes), ignore_index)
-        if relabel: check_label_range(torch.from_numpy(label), len(classes), ignore_index, str(label_path))
-        if label.shape != (image.height, image.width):
-            raise ValueError(f"{label_path} is {label.shape[1]}x{label.shape[0]} but its image {image_path.name} is "
+@dataclass(eq=False)
+class SegFiles(Dataset):
+    "Image and label-map files below `root`, decoded a pair at a time; items are `(image (3, H, W) uint8, labels (H, W) int64, index)`."
+    root: Path
+    files: list[str]                # each image, below `root`
+    masks: list[str]                # its label PNG, below `root`
+    classes: tuple[str, ...]
+    name: str = 'segmentation'
+    size: int | None = None         # resize every pair to size x size (None: keep; batches then need equal sizes)
+    ignore_index: int = 255
+    reduce_zero_label: bool | None = None   # None: labels by VOC colour or grayscale value; ADE: class numbers, True: 0 -> ignore, k -> k - 1
+
+    def __post_init__(self):
+        self.root, self.classes = Path(self.root), tuple(self.classes)
+        if not self.files: raise ValueError(f"the split {self.name!r} lists no images")
+        for f in [*self.files, *self.masks]:
+            if not (self.root/f).is_file(): raise FileNotFoundError(f"{self.root/f} is missing")
+
+    def __len__(self): return len(self.files)
+    @property
+    def num_classes(self) -> int: return len(self.classes)
+
+    def _labels(self, i: int) -> np.ndarray:  # (H, W) int64
+        path = self.root/self.masks[i]
+        if self.reduce_zero_label is None: return read_label_png(path, self.num_classes, self.ignore_index)
+        raw = np.asarray(Image.open(path)).astype(np.int64)
+        labels = np.where(raw == 0, 255, raw - 1) if self.reduce_zero_label else raw
+        check_label_range(torch.from_numpy(labels), self.num_classes, self.ignore_index, str(path))
+        return labels
+
+    def __getitem__(self, i: int):
+        image, labels = read_image(self.root/self.files[i], self.files[i]), self._labels(i)
+        if labels.shape != (image.height, image.width):
+            raise ValueError(f"{self.root/self.masks[i]} is {labels.shape[1]}x{labels.shape[0]} but its image {self.files[i]} is "
                              f"{image.width}x{image.height}: an image and its labels must have the same size")
-        if size is not None:
-            image = image.resize((size, size), Image.BILINEAR)
-            label = np.asarray(Image.fromarray(label.astype(np.int32)).resize((size, size), Image.NEAREST)).astype(np.int64)
-        images.append(np.asarray(image)); labels.append(label)
-    if len({i.shape for i in images}) > 1:
-        raise ValueError(f"the images of {name!r} differ in size ({sorted({i.shape[:2] for i in images})[:3]} ...): pass size= to resize them")
-    if not images: raise ValueError(f"the split {name!r} lists no images")
-    return SegSet(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
-                  torch.from_numpy(np.stack(labels)), classes, name, ignore_index)
+        if self.size is not None:
+            image = image.resize((self.size, self.size), Image.BILINEAR)
+            labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize((self.size, self.size), Image.NEAREST)).astype(np.int64)
+        return torch.from_numpy(np.asarray(image)).permute(2, 0, 1).contiguous(), torch.from_numpy(labels), i
+
+    def sample_id(self, i: int) -> str: return self.files[i]
+    def fingerprint(self) -> str:
+        return files_fingerprint(self.root, self.files + self.masks, f"{self.classes!r}|{self.size}|{self.ignore_index}|{self.reduce_zero_label}")
+    def thumbnail(self, i: int) -> Tensor: return self[i][0]
+    def reseed(self, seed: int): "Pairs are resized, never drawn at random."
+    def unreadable(self) -> list[str]: return []
+
+    def subset(self, idx, name: str | None = None) -> SegFiles:
+        "The pairs at `idx`, renumbered from 0."
+        idx = torch.as_tensor(idx, dtype=torch.long).tolist()
+        return replace(self, files=[self.files[i] for i in idx], masks=[self.masks[i] for i in idx], name=name or self.name)
+
+    def to_memory(self) -> SegSet:
+        "Every pair decoded into an in-memory `SegSet` (small sets only)."
+        images, labels, _ = zip(*(self[i] for i in range(len(self))))
+        if len({tuple(x.shape) for x in images}) > 1:
+            raise ValueError(f"the images of {self.name!r} differ in size ({sorted({tuple(x.shape[1:]) for x in images})[:3]} ...): pass size= to resize them")
+        return SegSet(torch.stack(images), torch.stack(labels), self.classes, self.name, self.ignore_index)
 
 def load_voc(
     root,                          # folder with JPEGImages/, SegmentationClass/, ImageSets/Segmentation/
     split: str = 'train',          # a list in ImageSets/Segmentation/ (train, val, trainval, ...)
     size: int | None = None,       # resize every pair to size x size (None: keep; all must then agree)
     classes: tuple[str, ...] = VOC_CLASSES,
-) -> SegSet:
-    "A PASCAL VOC-style segmentation split."
+) -> SegFiles:
+    "A PASCAL VOC-style segmentation split, streamed from its files."
     root = Path(root)
     listing = root/'ImageSets'/'Segmentation'/f'{split}.txt'
     if not listing.is_file(): raise FileNotFoundError(f"no split list {listing}: a VOC folder has ImageSets/Segmentation/{split}.txt")
     ids = listing.read_text().split()
-    pairs = [(root/'JPEGImages'/f'{i}.jpg', root/'SegmentationClass'/f'{i}.png') for i in ids]
-    return _read_pairs(pairs, tuple(classes), f'voc/{split}', size)
+    return SegFiles(root, [f'JPEGImages/{i}.jpg' for i in ids], [f'SegmentationClass/{i}.png' for i in ids], classes, f'voc/{split}', size)
 
 def load_ade20k(
     root,                          # folder with images/<split>/ and annotations/<split>/
@@ -345,17 +380,16 @@ def load_ade20k(
     num_classes: int = 150,
     reduce_zero_label: bool = True,  # 0 (unlabelled) -> 255, k -> k - 1
     classes: tuple[str, ...] | None = None,  # names (default: 'class 1', ...)
-) -> SegSet:
-    "An ADE20K-style segmentation split."
+) -> SegFiles:
+    "An ADE20K-style segmentation split, streamed from its files."
     root = Path(root)
     folder = root/'images'/split
     if not folder.is_dir(): raise FileNotFoundError(f"no image folder {folder}: an ADE20K folder has images/{split}/ and annotations/{split}/")
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in ('.jpg', '.jpeg', '.png'))
-    pairs = [(p, root/'annotations'/split/f'{p.stem}.png') for p in images]
+    images = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in ('.jpg', '.jpeg', '.png'))
     classes = tuple(classes or (f'class {i + 1}' for i in range(num_classes)))
     if len(classes) != num_classes: raise ValueError(f"{len(classes)} class names for {num_classes} classes")
-    relabel = (lambda raw: np.where(raw == 0, 255, raw.astype(np.int64) - 1)) if reduce_zero_label else (lambda raw: raw.astype(np.int64))
-    return _read_pairs(pairs, classes, f'ade20k/{split}', size, relabel=relabel)
+    return SegFiles(root, [f'images/{split}/{f}' for f in images], [f'annotations/{split}/{Path(f).stem}.png' for f in images],
+                    classes, f'ade20k/{split}', size, reduce_zero_label=reduce_zero_label)
 
 # %% ../nbs/09_segmentation.ipynb #5e900032
 def conv_bn_relu(cin: int, cout: int, k: int = 3, dilation: int = 1) -> nn.Sequential:

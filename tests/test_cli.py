@@ -42,6 +42,7 @@ def test_readme_is_rendered_from_index(tmp_path):
     subprocess.run([str(Path(sys.executable).parent / 'jupyter'), 'nbconvert', '--log-level=ERROR', '--to', 'markdown',
                     '--TagRemovePreprocessor.enabled=True',
                     '--TagRemovePreprocessor.remove_all_outputs_tags={"hide_output_in_readme"}',
+                    '--RegexRemovePreprocessor.patterns=["#\\\\| hide"]',   # hidden cells (tests) stay off the page
                     '--output-dir', str(tmp_path), '--output', 'README', str(root / 'index.ipynb')], check=True)
     assert (tmp_path / 'README.md').read_text() == (root / 'README.md').read_text(), "README.md is stale: run `make readme`"
 
