@@ -11,15 +11,18 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from .data import ImageSet
 from .learner import AUTOCAST_DTYPES, JointLearner, to_channels_last
 from .models import atomic_write, participant
+from .data import collate_samples
+from .sources import FileSet, ImageTransform, read_image, scan_class_folders
 
 # %% auto #0
 __all__ = ['PEAK_BF16_TFLOPS', 'BenchConfig', 'time_steps', 'count_flops', 'alone_step', 'paper_step', 'transfer_step', 'bench',
-           'bench_table']
+           'bench_table', 'loader_rates', 'decode_rates', 'epoch_peak_memory']
 
 # %% ../nbs/13_bench.ipynb #289b17c7
 PEAK_BF16_TFLOPS = {'H100': 989.0, 'H200': 989.0, 'A100': 312.0, 'L40S': 362.0}   # dense, from the vendors' data sheets
@@ -164,3 +167,93 @@ def bench_table(results: dict) -> pd.DataFrame:
     table['share_of_bf16_peak'] = table['share_of_bf16_peak'].map(lambda v: f'{v:.0%}' if v == v and v is not None else 'n/a')
     table['peak_memory_gib'] = table['peak_memory_gib'].map(lambda v: f'{v:.1f}' if v == v and v is not None else 'n/a')
     return table.round({'ms': 1, 'img_per_s': 0, 'tflops': 3})
+
+# %% ../nbs/13_bench.ipynb #2b827f9b
+def loader_rates(
+    folder: str | Path,      # an image folder with train/<class>/<image>
+    img_size: int = 224,
+    batch_size: int = 64,
+    workers: int = 2,
+    batches: int = 20,       # batches per timed pass
+    passes: int = 3,         # timed passes of each loader, alternated
+) -> pd.DataFrame:
+    "Images per second of kt_nb's loader and of timm's `create_loader`, same folder and transform; median of the passes."
+    from timm.data import create_dataset, create_loader
+    folder = Path(folder)
+    files, labels, classes = scan_class_folders(folder/'train', folder)
+    ours = FileSet(folder, files, torch.tensor(labels), classes, transform=ImageTransform(img_size, train=True))
+    loaders = {
+        'kt_nb (FileSet, workers)': DataLoader(ours, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                               collate_fn=collate_samples, persistent_workers=workers > 0),
+        "timm create_loader": create_loader(create_dataset('', root=str(folder), split='train'), input_size=(3, img_size, img_size),
+                                            batch_size=batch_size, is_training=True, use_prefetcher=True, color_jitter=0.,
+                                            num_workers=workers, device=torch.device('cpu'), persistent_workers=workers > 0).loader}
+    def one_pass(loader) -> float:
+        started, seen = time.perf_counter(), 0
+        for k, (x, *_) in enumerate(loader):
+            seen += len(x)
+            if k + 1 == batches: break
+        return seen / (time.perf_counter() - started)
+    for loader in loaders.values(): one_pass(loader)   # warm-up: workers started, files in the page cache
+    rates = {name: [] for name in loaders}
+    for _ in range(passes):
+        for name, loader in loaders.items(): rates[name].append(one_pass(loader))
+    table = pd.DataFrame({'images/s': {n: statistics.median(r) for n, r in rates.items()},
+                          'passes': {n: ', '.join(f'{v:.0f}' for v in r) for n, r in rates.items()}})
+    table['vs timm'] = table['images/s'] / table.loc['timm create_loader', 'images/s']
+    return table
+
+# %% ../nbs/13_bench.ipynb #138072e2
+def decode_rates(
+    folder: str | Path,   # holds JPEG files (any depth)
+    n: int = 200,         # files timed
+    draft: int = 112,     # PIL's draft mode asked for images of at least this size
+) -> pd.Series:
+    "JPEG decodes per second on one core: PIL, PIL in draft mode (downscaled while decoding), torchvision's `decode_jpeg`."
+    from torchvision.io import decode_jpeg
+    from PIL import Image
+    files = sorted(Path(folder).rglob('*.jpg'))[:n]
+    blobs = [bytearray(f.read_bytes()) for f in files]
+    def drafted(f):
+        with Image.open(f) as image:
+            image.draft('RGB', (draft, draft)); image.load()
+    ways = {'PIL (read_image)': lambda: [read_image(f) for f in files],
+            f'PIL draft to >= {draft} px': lambda: [drafted(f) for f in files],
+            'torchvision decode_jpeg': lambda: [decode_jpeg(torch.frombuffer(b, dtype=torch.uint8)) for b in blobs]}
+    rates = {}
+    for name, decode in ways.items():
+        decode()   # warm
+        started = time.perf_counter(); decode(); rates[name] = len(files) / (time.perf_counter() - started)
+    return pd.Series(rates, name='decodes/s (one core)')
+
+# %% ../nbs/13_bench.ipynb #e5d06ad7
+_ONE_EPOCH = """
+import json, resource, sys, time
+import torch
+from kt_nb.data import load_dataset
+from kt_nb.learner import JointLearner
+from kt_nb.models import participant
+folder, out, model, img_size, batch_size = sys.argv[1:6]
+torch.set_num_threads(1)
+started = time.time()
+data = load_dataset(folder, n_val=1, n_test=1, img_size=int(img_size))
+learner = JointLearner([participant(model, data['train'].num_classes, pretrained=False, img_size=int(img_size))], data['train'],
+                       method='control', batch_size=int(batch_size), progress=False, out=out)
+learner.fit()
+print(json.dumps({'images': len(data['train']), 'seconds': time.time() - started,
+                  'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+def epoch_peak_memory(
+    folder: str | Path,              # an image folder with train/<class>/<image>
+    out: str | Path,                 # the run folder (ledger, checkpoint)
+    model: str = 'test_efficientnet',  # a small timm model, trained from scratch
+    img_size: int = 32,
+    batch_size: int = 256,
+) -> dict:                           # images, seconds, peak_mb
+    "Peak resident memory (MB) of one training epoch over `folder`, in a fresh process."
+    import subprocess, sys
+    done = subprocess.run([sys.executable, '-c', _ONE_EPOCH, str(folder), str(out), model, str(img_size), str(batch_size)],
+                          capture_output=True, text=True)
+    if done.returncode: raise RuntimeError(f"the epoch failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['build_parser', 'demo_command', 'sweep_command', 'bench_command', 'main']
+__all__ = ['build_parser', 'demo_command', 'sweep_command', 'bench_command', 'bench_loader_command', 'main']
 
 # %% ../nbs/08_cli.ipynb #e28e1e1a
 def _groups(text: str) -> list[str]:
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument('--out', type=Path, help="sweep folder (default: the spec's `out`, else runs/sweeps/<spec name>)")
     sweep.add_argument('--timeout', type=float, help='seconds per point before it counts as failed')
     sweep.add_argument('--report', action='store_true', help='also execute the report notebook into OUT/report.ipynb')
+    sweep.add_argument('--data', metavar='SOURCE', help="the data set of every point, replacing the spec's (e.g. your ImageNet folder)")
+    sweep.add_argument('--dry-run', action='store_true', help='check the spec and list its points, run nothing')
     bench = sub.add_parser('bench', help="time the transfer step against each model alone and the paper's step")
     bench.add_argument('--models', nargs=2, metavar=('A', 'B'), help='timm names (default: ViT-B/16 and ViT-T/16 on GPU, Lite0 and Lite1 on CPU)')
     bench.add_argument('--img-size', type=_positive, help='input size in pixels')
@@ -61,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument('--channels-last', action=argparse.BooleanOptionalAction, help='channels-last models and batches (default: on GPU only)')
     bench.add_argument('--device', default='auto', help="'cpu', 'cuda' or 'auto'")
     bench.add_argument('--out', type=Path, default=Path('runs/bench.json'), help='where the results go as JSON')
+    loader = sub.add_parser('bench-loader', help="images/s of kt_nb's loader against timm's create_loader on a folder of yours")
+    loader.add_argument('folder', type=Path, help='an image folder with train/<class>/<image>')
+    loader.add_argument('--img-size', type=_positive, default=224, help='working size in pixels (default 224)')
+    loader.add_argument('--batch-size', type=_positive, default=64, help='images per batch (default 64)')
+    loader.add_argument('--workers', type=int, default=2, help='worker processes of each loader (default 2)')
+    loader.add_argument('--batches', type=_positive, default=20, help='batches per timed pass (default 20)')
+    loader.add_argument('--passes', type=_positive, default=3, help='timed passes of each loader, alternated (default 3)')
     return parser
 
 def demo_command(args) -> int:
@@ -86,10 +95,16 @@ def demo_command(args) -> int:
     return 0
 
 def sweep_command(args) -> int:
-    from kt_nb.runs import sweep, report_table, run_report, load_spec
-    started = time.time()
-    out = (args.out or load_spec(args.spec).get('out') or Path('runs')/'sweeps'/args.spec.stem).resolve()
-    table = sweep(args.spec, out, workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout)
+    from kt_nb.runs import sweep, report_table, run_report, load_spec, expand
+    started, spec = time.time(), load_spec(args.spec)
+    out = (args.out or spec.get('out') or Path('runs')/'sweeps'/args.spec.stem).resolve()
+    if args.data: spec['base'] = {**spec.get('base', {}), 'dataset': str(Path(args.data).resolve()) if Path(args.data).exists() else args.data}
+    if args.dry_run:
+        points = expand(spec)
+        print(f"{len(points)} points into {out}, data {points[0]['params']['dataset']}:")
+        print(pd.DataFrame([{'point': p['name'], 'models': p['group'], 'arm': p['arm'], 'seed': p['seed']} for p in points]).to_string(index=False))
+        return 0
+    table = sweep(spec, out, workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout)
     done = table[table.status == 'done']
     if len(done) and 'model_1' in table:
         with pd.option_context('display.width', 250, 'display.max_columns', 30):
@@ -118,10 +133,20 @@ def bench_command(args) -> int:
     print(f"results in {args.out}")
     return 0
 
+def bench_loader_command(args) -> int:
+    from kt_nb.bench import loader_rates, decode_rates
+    if not (args.folder/'train').is_dir(): raise FileNotFoundError(f"{args.folder} has no train/ folder: expected {args.folder}/train/<class>/<image>")
+    table = loader_rates(args.folder, args.img_size, args.batch_size, args.workers, args.batches, args.passes)
+    print(f"{args.folder}: {args.img_size} px, batches of {args.batch_size}, {args.workers} workers, median of {args.passes} alternated passes")
+    print(table.round(2).to_string())
+    print(decode_rates(args.folder).round(0).to_string())
+    return 0
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `kt-nb` console script."
     args = build_parser().parse_args(argv)
-    try: return {'demo': demo_command, 'sweep': sweep_command, 'bench': bench_command}[args.command](args)
+    try: return {'demo': demo_command, 'sweep': sweep_command, 'bench': bench_command,
+                'bench-loader': bench_loader_command}[args.command](args)
     except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as e:
         print(f"kt-nb {args.command}: error: {e}", file=sys.stderr)
         return 1

@@ -282,11 +282,9 @@ def _gallery(self: Explorer):
     ledger_view = self.source.value == 'ledger'
     rows = self._ledger_roles if ledger_view else self._roles
     self.teacher.disabled = False
-    if ledger_view and self.teacher.value not in ('any', None) and self.teacher.value not in set(rows.teacher.astype(str)):
-        rows = rows.iloc[:0]
-    keep = np.ones(len(rows), bool)
-    if self.teacher.value not in ('any', None): keep &= (rows.teacher.astype(str) == self.teacher.value).to_numpy()
-    if self.klass.value != 'all classes': keep &= (rows['class'].astype(str) == self.klass.value).to_numpy()
+    keep = np.ones(len(rows), bool)   # categorical columns compare by code: a 1.28 M-row epoch filters in tens of ms
+    if self.teacher.value not in ('any', None): keep &= (rows.teacher == self.teacher.value).to_numpy()
+    if self.klass.value != 'all classes': keep &= (rows['class'] == self.klass.value).to_numpy()
     picked = rows[keep].sort_values('margin', ascending=self.order.value.startswith('smallest'), kind='stable')
     self._shown = picked['sample'].to_numpy()[:self.page]
     where = 'training samples of the run (ledger, last epoch)' if ledger_view else 'screened samples'

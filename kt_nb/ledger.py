@@ -71,10 +71,13 @@ class RoleLedger:
             dist.all_gather_object(parts, df)
             df = pd.concat(parts, ignore_index=True).sort_values('step', kind='stable', ignore_index=True)
         self._frames.append(df)
-        if self.folder is not None and rank() == 0:   # each touched epoch's file is rewritten whole, with earlier flushes of it
-            for epoch in df.epoch.unique():
-                rows_of_epoch = pd.concat([f[f.epoch == epoch] for f in self._frames], ignore_index=True)
-                self._write(rows_of_epoch, self.folder/f'epoch={epoch:04d}.parquet')
+        if self.folder is not None:
+            if rank() == 0:   # each touched epoch's file is rewritten whole, with earlier flushes of it
+                for epoch in df.epoch.unique():
+                    rows_of_epoch = pd.concat([f[f.epoch == epoch] for f in self._frames], ignore_index=True)
+                    self._write(rows_of_epoch, self.folder/f'epoch={epoch:04d}.parquet')
+            newest = df.epoch.max()   # finished epochs live on disk only: memory holds one epoch, whatever the run's length
+            self._frames = [f for f in (f[f.epoch == newest] for f in self._frames) if len(f)]
         return df
 
     def _write(self, df: pd.DataFrame, path: Path):
@@ -83,13 +86,20 @@ class RoleLedger:
         atomic_write(path, lambda p: pq.write_table(table.replace_schema_metadata(meta), p))
 
     def to_frame(self) -> pd.DataFrame:
-        "All rows this ledger holds (recorded, or kept by `restore`)."
+        "All rows of the run so far: finished epochs from their files, the current one from memory."
         self.flush()
-        return pd.concat(self._frames, ignore_index=True) if self._frames else pd.DataFrame()
+        held = pd.concat(self._frames, ignore_index=True) if self._frames else pd.DataFrame()
+        if self.folder is None: return held
+        done = [f for f in sorted(self.folder.glob('epoch=*.parquet')) if not len(held) or int(f.stem.split('=')[1]) < held.epoch.min()]
+        return pd.concat([pq.read_table(f).to_pandas() for f in done] + [held], ignore_index=True)
 
     def epoch_rows(self, epoch: int) -> pd.DataFrame:
         "The rows of one epoch, however many flushes wrote them."
-        return self.to_frame().query('epoch == @epoch').reset_index(drop=True)
+        self.flush()
+        held = [f[f.epoch == epoch] for f in self._frames]
+        if any(len(f) for f in held): return pd.concat(held, ignore_index=True)
+        path = self.folder/f'epoch={epoch:04d}.parquet' if self.folder is not None else None
+        return pq.read_table(path).to_pandas() if path is not None and path.exists() else pd.DataFrame()
 
     def restore(self, epoch: int, step: int):
         "Go back to a checkpoint taken before global `step` of `epoch`: rows recorded after it are deleted."

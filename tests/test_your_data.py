@@ -125,3 +125,35 @@ def test_user_errors_name_the_file_or_the_folder(tmp_path):
     three = load_dataset(folder, img_size=32)
     with pytest.raises(ValueError, match="participant 'resnet10t': a 3-class model must output"):
         JointLearner([participant('resnet10t', 5, pretrained=False, img_size=32)], three['train'], method='control', progress=False)
+
+
+def test_bench_loader_on_a_folder(tmp_path):
+    folder = awkward_folder(tmp_path/'photos')
+    result = run('bench-loader', folder, '--img-size', '32', '--batch-size', '8', '--workers', '0', '--batches', '2', '--passes', '1')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'timm create_loader' in result.stdout and 'kt_nb (FileSet, workers)' in result.stdout and 'vs timm' in result.stdout
+    missing = run('bench-loader', tmp_path)
+    assert missing.returncode == 1 and 'no train/ folder' in missing.stderr
+
+
+def test_the_papers_imagenet_sweep_on_a_tiny_imagenet_folder(tmp_path):
+    "sweeps/paper_imagenet.yaml as written, on a folder in ImageNet layout; only the models are swapped for tiny scratch ones."
+    import yaml
+    folder = awkward_folder(tmp_path/'imagenet')
+    (folder/'train'/'cat'/'notes.txt').unlink()
+    spec = Path(__file__).resolve().parents[1]/'sweeps'/'paper_imagenet.yaml'
+    dry = run('sweep', spec, '--data', folder, '--dry-run', '--out', tmp_path/'never')
+    assert dry.returncode == 0, dry.stderr
+    assert '3 points' in dry.stdout and 'vit_base_patch16_224+vit_tiny_patch16_224' in dry.stdout and str(folder) in dry.stdout
+    assert not (tmp_path/'never').exists()
+    tiny = yaml.safe_load(spec.read_text())
+    tiny['notebook'] = str(spec.parents[1]/'nbs'/'runs'/'train_classification.ipynb')
+    tiny['base'].update(img_size=32, epochs=1, batch_size=16, workers=0, threads=1)
+    tiny['grid']['models'] = [['test_vit:scratch', 'test_efficientnet:scratch']]
+    (tmp_path/'tiny.yaml').write_text(yaml.safe_dump(tiny))
+    result = run('sweep', tmp_path/'tiny.yaml', '--data', folder, '--workers', '2', '--out', tmp_path/'sweep')
+    assert result.returncode == 0, result.stderr[-3000:]
+    points = [json.loads(p.read_text()) for p in (tmp_path/'sweep').glob('*/metrics.json')]
+    assert len(points) == 3
+    assert {p['params']['detach_teacher'] for p in points if p['params']['method'] == 'bikd'} == {True, False}
+    assert all(p['params']['lr'] == 1e-6 and p['params']['epochs'] == 1 and p['params']['dataset'] == str(folder) for p in points)
