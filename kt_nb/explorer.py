@@ -119,12 +119,15 @@ class Explorer:
     "Pick models on the heat map, see who teaches what, overall, per class and per epoch; open samples."
     def __init__(self,
         screening: Screening,                 # predictions of the zoo on a data set (`screen`)
-        ledger: pd.DataFrame | None = None,   # `RoleLedger.read` of a transfer run
+        ledger: pd.DataFrame | str | Path | None = None,  # a transfer run's ledger folder (read lazily), or a `RoleLedger.read` frame
         ledger_data: ImageSet | None = None,  # that run's training set (the ledger's sample indices)
         after: pd.DataFrame | None = None,    # `predict` on `screening.data` of the run's models after transfer
         chosen: list[str] | None = None,      # initial models (default: the ledger's, else the first two)
         page: int = 24,                       # samples shown in the gallery
     ):
+        self.ledger_folder = Path(ledger) if isinstance(ledger, (str, Path)) else None
+        if self.ledger_folder is not None:   # the last epoch in memory; the rest is read when a view asks for it
+            ledger = RoleLedger.read(self.ledger_folder, epochs=RoleLedger.epochs(self.ledger_folder)[-1:])
         self.screening, self.ledger, self.ledger_data, self.after, self.page = screening, ledger, ledger_data, after, page
         names = screening.names
         if ledger is not None and ledger_data is not None and len(ledger) and ledger['sample'].max() >= len(ledger_data):
@@ -166,7 +169,7 @@ def _build(self: Explorer, names: list[str]):
     self.heatmap.data[0].on_click(self._on_cell)
     self.summary = _classed(W.HTML(), 'kt-summary')
     self.shares = go.FigureWidget(share_figure(s.roles(names[:2])).update_layout(width=560))
-    self.epochs = go.FigureWidget(epoch_figure(self.ledger).update_layout(width=440)) if self.ledger is not None else _classed(W.HTML(NO_LEDGER), 'kt-no-ledger')
+    self.epochs = go.FigureWidget(epoch_figure(self._ledger_rows(columns=['epoch', 'teacher'])).update_layout(width=440)) if self.ledger is not None else _classed(W.HTML(NO_LEDGER), 'kt-no-ledger')
     self.flips = _classed(W.HTML(), 'kt-flips')
     self.source = _classed(W.ToggleButtons(options=['screened'], description='samples'), 'kt-source')
     self.teacher = _classed(W.Dropdown(description='taught by', layout=W.Layout(width='300px')), 'kt-teacher')
@@ -264,6 +267,13 @@ def _flips_html(self: Explorer) -> str:
 
 # %% ../nbs/11_explorer.ipynb #7bf55bc9
 @patch
+def _ledger_rows(self: Explorer, samples: list[int] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+    "Rows of every epoch of the run: read from its folder (only what is asked), or taken from the frame given."
+    if self.ledger_folder is not None: return RoleLedger.read(self.ledger_folder, samples=samples, columns=columns)
+    rows = self.ledger if samples is None else self.ledger[self.ledger['sample'].isin(samples)]
+    return rows if columns is None else rows[columns]
+
+@patch
 def _last_epoch_roles(self: Explorer) -> pd.DataFrame:
     "The ledger's last epoch as gallery rows: teacher, margin and scores per training sample."
     led = self.ledger
@@ -334,7 +344,7 @@ def _open(self: Explorer, sample: int):
         parts.append('<i>Role history: this sample is not a training sample of the run; switch the gallery to '
                      '<b>ledger</b> for the run\'s training samples.</i>' if self.ledger is not None else NO_LEDGER)
     else:
-        history = role_history(self.ledger, sample).drop(columns='step')
+        history = role_history(self._ledger_rows(samples=[sample]), sample).drop(columns=['step', 'sample_id'], errors='ignore')
         wrap = lambda name: html.escape(name).replace('_', '_<wbr>').replace(':', ':<wbr>')   # long names may wrap
         history['teacher'] = history.teacher.astype(str).map(html.escape)
         history.columns = [wrap(c.removeprefix(f'{self.screening.score_name}_')) for c in history.columns]
@@ -360,13 +370,12 @@ def static_html(self: Explorer) -> str:
 
 def explore(
     screening: Screening,
-    ledger: pd.DataFrame | str | Path | None = None,  # a `RoleLedger.read` frame or its folder
+    ledger: pd.DataFrame | str | Path | None = None,  # a ledger folder (read lazily) or a `RoleLedger.read` frame
     ledger_data: ImageSet | None = None,   # the run's training set
     after: pd.DataFrame | None = None,     # `predict` on `screening.data` after transfer
     chosen: list[str] | None = None,
 ) -> Explorer:
     "The explorer in one call; shows itself as the last expression of a cell."
-    if isinstance(ledger, (str, Path)): ledger = RoleLedger.read(ledger)
     return Explorer(screening, ledger, ledger_data, after, chosen)
 
 # %% ../nbs/11_explorer.ipynb #57220244

@@ -126,16 +126,29 @@ class RoleLedger:
         atomic_write(self.folder/'samples.parquet', lambda p: frame.to_parquet(p, index=False))
 
     @staticmethod
-    def read(folder: str | Path) -> pd.DataFrame:
-        "All epochs of a ledger folder as one frame, with each sample's id where known and the participants' names in `df.attrs`."
+    def read(folder: str | Path,
+             epochs: list[int] | None = None,   # only these epochs (None: all); `epochs(folder)` lists them
+             samples: list[int] | None = None,  # only the rows of these samples (filtered while reading)
+             columns: list[str] | None = None,  # only these columns (None: all, with each sample's id where known)
+            ) -> pd.DataFrame:
+        "A ledger folder as one frame, with the participants' names in `df.attrs`; reads only what is asked."
         files = sorted(Path(folder).glob('epoch=*.parquet'))
         if not files: raise FileNotFoundError(f"no ledger files (epoch=*.parquet) in {folder}: run a transfer with an output folder first")
-        tables = [pq.read_table(f) for f in files]
-        df = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
-        df.attrs.update(json.loads(tables[0].schema.metadata[b'kt_nb']))
-        samples = Path(folder)/'samples.parquet'
-        if samples.exists(): df['sample_id'] = pd.Categorical(pd.read_parquet(samples, columns=['sample_id']).sample_id).take(df['sample'])
+        names = json.loads(pq.read_schema(files[0]).metadata[b'kt_nb'])
+        if epochs is not None: files = [f for f in files if int(f.stem.split('=')[1]) in set(epochs)]
+        filters = [('sample', 'in', [int(s) for s in samples])] if samples is not None else None
+        df = pd.concat([pq.read_table(f, columns=columns, filters=filters).to_pandas() for f in files], ignore_index=True) \
+             if files else pd.DataFrame(columns=columns or ['epoch', 'step', 'sample', 'teacher'])
+        df.attrs.update(names)
+        ids = Path(folder)/'samples.parquet'
+        if columns is None and ids.exists() and len(df):
+            df['sample_id'] = pd.Categorical(pd.read_parquet(ids, columns=['sample_id']).sample_id).take(df['sample'])
         return df
+
+    @staticmethod
+    def epochs(folder: str | Path) -> list[int]:
+        "The epochs a ledger folder holds."
+        return [int(f.stem.split('=')[1]) for f in sorted(Path(folder).glob('epoch=*.parquet'))]
 
 def _dense_teachers(
     code: np.ndarray,  # (batch, *element) teacher index, NOBODY or EVERYONE
