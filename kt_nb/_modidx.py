@@ -277,6 +277,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'kt_nb.runs.arm_summary': ('runs.html#arm_summary', 'kt_nb/runs.py'),
                             'kt_nb.runs.check_params': ('runs.html#check_params', 'kt_nb/runs.py'),
                             'kt_nb.runs.expand': ('runs.html#expand', 'kt_nb/runs.py'),
+                            'kt_nb.runs.given_params': ('runs.html#given_params', 'kt_nb/runs.py'),
                             'kt_nb.runs.load_results': ('runs.html#load_results', 'kt_nb/runs.py'),
                             'kt_nb.runs.load_spec': ('runs.html#load_spec', 'kt_nb/runs.py'),
                             'kt_nb.runs.method_for': ('runs.html#method_for', 'kt_nb/runs.py'),

@@ -121,6 +121,9 @@ def write_metrics(metrics: dict, folder: str | Path) -> Path:
 def run_demo(cfg: DemoConfig | None = None, out: str | Path = 'runs/demo', progress: bool = True) -> dict:
     "Run the embedded default experiment; returns (and writes to `out/metrics.json`) its results."
     cfg, out, started = cfg or DemoConfig(), Path(out), time.time()
+    groups = ['+'.join(g) for g in cfg.groups]
+    twice = sorted({g for g in groups if groups.count(g) > 1} | {'+'.join(g) for g in cfg.groups if len(set(g)) != len(g)})
+    if twice: raise ValueError(f"group(s) {twice} repeat a group or a model: each would train the same thing twice and count it as two")
     for spec in cfg.models(): check_model_name(parse_model(spec)[0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')

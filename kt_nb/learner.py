@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_learner.ipynb #0ddab5e2
 from __future__ import annotations
-import copy, hashlib, json, os, warnings
+import copy, hashlib, json, math, os, warnings
 from pathlib import Path
 
 import pandas as pd
@@ -100,6 +100,8 @@ class JointLearner:
         self.method.check(len(participants))
         names = [p.name for p in participants]
         if len(set(names)) != len(names): raise ValueError(f"participant names must be unique, got {names}")
+        shared = [p.name for k, p in enumerate(participants) if any(p.model is q.model for q in participants[:k])]
+        if shared: raise ValueError(f"participant(s) {shared} are the same model object as another participant: give each its own model")
         for name, value, low in (('epochs', epochs, 1), ('batch_size', batch_size, 1), ('checkpoint_every', checkpoint_every, 0),
                                  ('eval_every', eval_every, 0), ('workers', workers, 0)): _check_count(name, value, low)
         self.workers = workers
@@ -137,7 +139,7 @@ class JointLearner:
         self.lrs = lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(participants)
         self.weight_decay = weight_decay
         if len(lrs) != len(participants): raise ValueError(f"{len(lrs)} learning rates for {len(participants)} participants")
-        if any(l <= 0 for l in lrs): raise ValueError(f"learning rates must be positive, got {lrs}")
+        if any(not math.isfinite(l) or l <= 0 for l in lrs): raise ValueError(f"learning rates must be positive and finite, got {lrs}")
         self.steps_per_epoch = len(self._loader(0))
         fused = torch.device(self.device).type == 'cuda'   # one kernel per optimizer step on GPU
         self.optimizers = {i: torch.optim.AdamW(self.members[i].model.parameters(), lr=lrs[i], weight_decay=weight_decay, fused=fused)
@@ -253,10 +255,15 @@ def _watch_finite(self: JointLearner, loss: Tensor, outputs: list[Tensor], step:
 
 @patch
 def _check_finite(self: JointLearner, epoch: int):
-    "Stop the run if a watched step was not finite: the one place the step waits for the device."
+    "Stop the run if a watched step, or the weights it left, were not finite: the one place the step waits for the device."
     first = self._first_bad_step.clone()
     if self.world > 1: dist.all_reduce(first, dist.ReduceOp.MAX)   # every process stops together
-    if first < 0: return
+    if first < 0:
+        broken = [self.members[i].name for i in self.optimizers
+                  if not torch.stack([p.detach().isfinite().all() for p in self.members[i].model.parameters()]).all()]
+        if broken: raise FloatingPointError(f"non-finite weights in {broken} after epoch {epoch}'s steps, though every loss was finite "
+                                            "(an optimizer step overflowed: try a lower learning rate); the last checkpoint is intact")
+        return
     bad = [m.name for m, b in zip(self.members, self._bad_members.tolist()) if b]
     culprit = f"non-finite outputs from {bad}" if bad else "the loss itself (outputs were finite)"
     weights = ("Weights were not updated" if self.sync_every == 1 else

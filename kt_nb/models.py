@@ -29,9 +29,9 @@ def atomic_write(path: str | Path, write, keep_previous: bool = False) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     os.close(fd)
     umask = os.umask(0); os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 would hide results from other users
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~umask)   # after writing: mkstemp's 0600, or a writer that replaced the file, would hide results from others
         with open(tmp, 'rb') as f: os.fsync(f.fileno())
         if keep_previous and path.exists(): os.replace(path, previous_path(path))
         os.replace(tmp, path)

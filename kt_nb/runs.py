@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_runs.ipynb #abad9125
 from __future__ import annotations
-import ast, ctypes, fcntl, hashlib, json, os, re, shutil, signal, subprocess, sys, time
+import ast, ctypes, difflib, fcntl, hashlib, json, math, os, re, shutil, signal, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from itertools import product
 from pathlib import Path
@@ -23,10 +23,10 @@ from .segmentation import SEG_DECODERS, SEG_METHODS
 from .video import TEMPORAL, VIDEO_METHODS
 
 # %% auto #0
-__all__ = ['TRAIN_PARAMS', 'SEG_PARAMS', 'VIDEO_PARAMS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS', 'RUN_KEYS',
-           'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'check_params', 'start_participants', 'run_metrics',
-           'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point', 'sweep', 'aggregate',
-           'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
+__all__ = ['TRAIN_PARAMS', 'IPYTHON_NAMES', 'SEG_PARAMS', 'VIDEO_PARAMS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK',
+           'SPEC_KEYS', 'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'given_params', 'check_params',
+           'start_participants', 'run_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point',
+           'sweep', 'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
 
 # %% ../nbs/12_runs.ipynb #6503bb5a
 def _integer(low: int, optional: bool = False):
@@ -40,7 +40,11 @@ def _integer(low: int, optional: bool = False):
 
 def _number(positive: bool):
     def check(value):
+        if isinstance(value, str):   # YAML reads 1e-3 (no dot) as a string
+            try: value = float(value)
+            except ValueError: raise ValueError(f"must be a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)): raise ValueError(f"must be a number, got {value!r}")
+        if not math.isfinite(value): raise ValueError(f"must be finite, got {value}")
         if value < 0 or (positive and value == 0): raise ValueError(f"must be {'positive' if positive else '>= 0'}, got {value}")
         return float(value)
     return check
@@ -100,13 +104,23 @@ def method_for(params: dict) -> Method:
     options = {'bikd': {'rule': params['rule']}, 'kd': {'teacher': params['kd_teacher']}}.get(params['method'], {})
     return get_method(params['method'], **options)
 
+IPYTHON_NAMES = ('In', 'Out', 'get_ipython', 'exit', 'quit', 'open')   # what a kernel puts in every notebook's globals
+
+def given_params(
+    namespace: dict,   # a copy of the notebook's globals, taken before anything is imported
+) -> dict:             # every public name in it: the parameters cell's and papermill's injected ones
+    "What a parameterized notebook was given, so that a misspelt `papermill -p epoch 3` is caught, not ignored."
+    return {k: v for k, v in namespace.items() if not k.startswith('_') and k not in IPYTHON_NAMES}
+
 def check_params(
     params: dict,              # parameter name -> value, all of `spec`'s names
     spec: dict = TRAIN_PARAMS, # name -> check; a check returns the value or raises `ValueError`
 ) -> dict:                     # the checked values, device and precision resolved
     "Check every parameter before any work; a failure names the parameter and what it accepts."
     unknown, missing = sorted(set(params) - set(spec)), sorted(set(spec) - set(params))
-    if unknown: raise ValueError(f"unknown parameter(s) {unknown}; valid parameters: {list(spec)}")
+    if unknown:
+        hints = [f"{u!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(u, spec, n=1)) else repr(u) for u in unknown]
+        raise ValueError(f"unknown parameter(s) {', '.join(hints)}; valid parameters: {list(spec)}")
     if missing: raise ValueError(f"missing parameter(s) {missing}")
     checked = {}
     for name, check in spec.items():
@@ -261,6 +275,7 @@ def expand(
 ) -> list[dict]:                # one dict per point: name, params, group, arm, seed
     "Every point of the grid, checked, in grid order."
     defaults = notebook_defaults(spec['notebook'])
+    table = next((t for t in (TRAIN_PARAMS, SEG_PARAMS, VIDEO_PARAMS) if set(t) == set(defaults)), None)   # the notebook's parameters
     grid = spec.get('grid', {}) or {'point': [{}]}
     points = []
     for values in product(*grid.values()):
@@ -270,7 +285,7 @@ def expand(
             if isinstance(value, dict): params.update(value)
             else: params[axis] = value
             if axis not in ('models', 'seed'): labels.append(_label(axis, value))
-        try: checked = check_params(params) if set(params) == set(TRAIN_PARAMS) else params
+        try: checked = check_params(params, table) if table is not None else params   # a misspelt key is an error, with the nearest name
         except ValueError as e: raise ValueError(f"sweep point {dict(zip(grid, values))}: {e}") from None
         identity = {k: v for k, v in checked.items() if k not in RUN_KEYS}
         name = '__'.join([_slug(v) if a != 'seed' else f'seed{v}' for a, v in zip(grid, values)] + [_digest(identity)])

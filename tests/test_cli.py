@@ -31,6 +31,13 @@ def test_bad_arguments_fail_before_work(tmp_path):
     assert not (tmp_path / 'x').exists()
 
 
+def test_repeated_groups_are_refused_before_work(tmp_path):
+    for groups in (['resnet10t:scratch+test_vit:scratch'] * 2, ['resnet10t:scratch+resnet10t:scratch']):
+        result = run('demo', '--quick', '--groups', *groups, '--out', str(tmp_path / 'z'))
+        assert result.returncode == 1 and 'repeat a group or a model' in result.stderr, result.stderr
+        assert not (tmp_path / 'z').exists()
+
+
 def test_unknown_model_is_named(tmp_path):
     result = run('demo', '--quick', '--groups', 'resnet10t:scratch+efficientnet_b99', '--out', str(tmp_path / 'y'))
     assert result.returncode != 0

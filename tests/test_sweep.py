@@ -86,6 +86,7 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     (TRAIN, 'lr', '-0.1', "parameter 'lr': must be positive, got -0.1"),
     (TRAIN, 'models', 'resnet10t+efficientnet_b99', "parameter 'models': timm has no model 'efficientnet_b99'"),
     (SALIENCY, 'clip_length', '0', "parameter 'clip_length': must be >= 1, got 0"),
+    (TRAIN, 'epoch', '3', "unknown parameter(s) 'epoch' (did you mean 'epochs'?)"),   # a typo once trained the default epochs
 ])
 def test_bad_parameter_fails_before_work(tmp_path, notebook, name, value, message):
     "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/12_runs.ipynb)."
