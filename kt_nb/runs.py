@@ -108,9 +108,10 @@ IPYTHON_NAMES = ('In', 'Out', 'get_ipython', 'exit', 'quit', 'open')   # what a 
 
 def given_params(
     namespace: dict,   # a copy of the notebook's globals, taken before anything is imported
-) -> dict:             # every public name in it: the parameters cell's and papermill's injected ones
+) -> dict:             # every public name holding a value: the parameters cell's and papermill's injected ones
     "What a parameterized notebook was given, so that a misspelt `papermill -p epoch 3` is caught, not ignored."
-    return {k: v for k, v in namespace.items() if not k.startswith('_') and k not in IPYTHON_NAMES}
+    values = (str, int, float, bool, list, tuple, dict, type(None))   # what parameters hold (not modules a runner put there)
+    return {k: v for k, v in namespace.items() if not k.startswith('_') and k not in IPYTHON_NAMES and isinstance(v, values)}
 
 def check_params(
     params: dict,              # parameter name -> value, all of `spec`'s names
