@@ -256,9 +256,9 @@ def load_spec(spec: str | Path | dict) -> dict:
     for axis, values in spec.get('grid', {}).items():
         if not isinstance(values, list) or not values: raise ValueError(f"grid axis {axis!r} must be a non-empty list, got {values!r}")
     spec['notebook'] = (here/spec['notebook']).resolve() if spec.get('notebook') else TRAIN_NOTEBOOK
-    for where in [spec.get('base', {}), *spec.get('grid', {}).get('point', [])]:   # a data folder or table beside the spec
-        if isinstance(where, dict) and isinstance(where.get('dataset'), str) and (here/where['dataset']).exists():
-            where['dataset'] = str((here/where['dataset']).resolve())
+    beside = lambda v: str((here/v).resolve()) if isinstance(v, str) and (here/v).exists() else v   # a data folder or table beside the spec
+    if 'dataset' in spec.get('base', {}): spec['base'] = {**spec['base'], 'dataset': beside(spec['base']['dataset'])}
+    if 'dataset' in spec.get('grid', {}): spec['grid'] = {**spec['grid'], 'dataset': [beside(v) for v in spec['grid']['dataset']]}
     if spec.get('out'): spec['out'] = (here/spec['out']).resolve()
     return spec
 
