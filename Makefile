@@ -54,9 +54,9 @@ sweep: install data
 
 # Notebooks are the source: clean them, export them, and fail if either changed a file.
 check-sync: install
-	@before=$$(cat nbs/*.ipynb nbs/runs/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
-	$(BIN)/nbdev-clean && $(BIN)/nbdev-clean --fname index.ipynb && $(BIN)/nbdev-export; \
-	after=$$(cat nbs/*.ipynb nbs/runs/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
+	@before=$$(cat nbs/*.ipynb kt_nb/notebooks/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
+	$(BIN)/nbdev-clean && $(BIN)/nbdev-clean --fname index.ipynb && $(BIN)/nbdev-clean --fname 'kt_nb/notebooks/*.ipynb' && $(BIN)/nbdev-export; \
+	after=$$(cat nbs/*.ipynb kt_nb/notebooks/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
 	if [ "$$before" != "$$after" ]; then echo "notebooks were not clean or kt_nb/ was out of sync with them: fixed now, review and commit"; exit 1; fi
 
 readme: install

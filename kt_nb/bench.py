@@ -16,7 +16,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .data import ImageSet
 from .learner import AUTOCAST_DTYPES, JointLearner, to_channels_last
-from .models import atomic_write, participant
+from .models import participant, resolve_device, resolve_precision
+from .storage import atomic_write
 from .data import collate_samples
 from .sources import FileSet, ImageTransform, read_image, scan_class_folders
 
@@ -44,7 +45,7 @@ class BenchConfig:
     @classmethod
     def for_device(cls, device: str = 'auto', **overrides) -> BenchConfig:
         "ViT-B/16 <-> ViT-T/16 at 224 px, batch 256 on a GPU; the embedded Lite0 <-> Lite1 at 48 px, batch 64 on a CPU."
-        device = ('cuda' if torch.cuda.is_available() else 'cpu') if device == 'auto' else device
+        device = resolve_device(device)
         cpu = dict(models=['tf_efficientnet_lite0', 'tf_efficientnet_lite1'], img_size=48, batch_size=64, num_classes=10,
                    steps=5, warmup=1)
         return cls(**{**(cpu if device == 'cpu' else {}), 'device': device, **overrides})
@@ -89,7 +90,7 @@ def alone_step(p, cfg: BenchConfig, device: str, x: torch.Tensor, y: torch.Tenso
     model = torch.compile(p.model) if cfg.compile else p.model
     opt = torch.optim.AdamW(p.model.parameters(), lr=1e-4, fused=device.startswith('cuda'))
     layout = torch.channels_last if _channels_last(cfg, device) else torch.contiguous_format
-    dtype = AUTOCAST_DTYPES[_precision(cfg, device)]
+    dtype = AUTOCAST_DTYPES[resolve_precision(cfg.precision, device)]
     def step():
         with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
             loss = F.cross_entropy(model(p.preprocess(x).contiguous(memory_format=layout)).float(), y)
@@ -113,8 +114,6 @@ def paper_step(pair, x: torch.Tensor, y: torch.Tensor):
         for o in opts: o.step()
     return step
 
-def _precision(cfg: BenchConfig, device: str) -> str:
-    return ('bf16' if device.startswith('cuda') else 'fp32') if cfg.precision == 'auto' else cfg.precision
 
 def _channels_last(cfg: BenchConfig, device: str) -> bool:
     return device.startswith('cuda') if cfg.channels_last is None else cfg.channels_last
@@ -131,7 +130,7 @@ def bench(cfg: BenchConfig | None = None, out: str | Path | None = None) -> dict
     "Time every kind of step in one run; returns (and writes to `out` as JSON) the rows, the ratios and the settings."
     cfg = cfg or BenchConfig.for_device()
     if len(cfg.models) != 2: raise ValueError(f"bench compares a pair of models, got {cfg.models}")
-    device = cfg.device if cfg.device != 'auto' else ('cuda' if torch.cuda.is_available() else 'cpu')
+    device = resolve_device(cfg.device)
     data, x, y, idx = _synthetic_batch(cfg, device)
     kinds = [(f'{name} alone', lambda i=i: alone_step(_participants(cfg, device)[i], cfg, device, x, y))
              for i, name in enumerate(cfg.models)]
@@ -155,7 +154,7 @@ def bench(cfg: BenchConfig | None = None, out: str | Path | None = None) -> dict
               'anchor transfer / sum of alone': ms['transfer + frozen anchor (fantastic_gains)'] / alone,
               'transfer speed-up over the paper': ms["paper's step (fp32, eager)"] / ms['transfer (bikd)']}
     device_name = torch.cuda.get_device_name(device) if device.startswith('cuda') else platform.processor() or 'cpu'
-    results = {'settings': {**asdict(cfg), 'device': device, 'precision': _precision(cfg, device),
+    results = {'settings': {**asdict(cfg), 'device': device, 'precision': resolve_precision(cfg.precision, device),
                             'channels_last': _channels_last(cfg, device)}, 'device_name': device_name,
                'torch': torch.__version__, 'rows': rows, 'ratios': ratios}
     if out is not None: atomic_write(out, lambda p: p.write_text(json.dumps(results, indent=1)))

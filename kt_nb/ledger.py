@@ -11,25 +11,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 import torch.distributed as dist
 from torch import Tensor
-from .models import atomic_write
+from .storage import atomic_write
 from .roles import NOBODY, EVERYONE
 from .tasks import per_sample
+from .distributed import is_distributed, rank
 
 # %% auto #0
-__all__ = ['is_distributed', 'rank', 'RoleLedger', 'teaching_share', 'complementary_knowledge', 'complementary_matrix', 'flips']
+__all__ = ['RoleLedger', 'teaching_share', 'complementary_knowledge', 'complementary_matrix', 'flips']
 
 # %% ../nbs/05_ledger.ipynb #ef335ffa
-def is_distributed() -> bool:
-    "True in one of several processes started by torchrun (an initialized process group of two or more)."
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-def rank() -> int:
-    "This process's rank: 0 alone or in rank 0, the one process that writes files."
-    return dist.get_rank() if is_distributed() else 0
-
 class RoleLedger:
     "Per-sample record of who taught and how well each participant knew the sample."
     def __init__(self, names: list[str], score_name: str = 'score', folder: str | Path | None = None):

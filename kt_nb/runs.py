@@ -4,231 +4,29 @@
 
 # %% ../nbs/12_runs.ipynb #abad9125
 from __future__ import annotations
-import ast, ctypes, difflib, fcntl, hashlib, json, math, os, re, shutil, signal, subprocess, sys, time
+import ast, ctypes, importlib, json, os, re, shutil, signal, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from importlib.resources import files
 from itertools import product
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
-import torch
 import yaml
 from tqdm.auto import tqdm
 
-from .data import BUILTIN_SETS
-from .models import check_model_name, participant, atomic_write
-from .roles import METHODS, ROLE_RULES, Method, get_method
-from .learner import AUTOCAST_DTYPES
-from .demo import DemoConfig, parse_model, stage1, load_participants, _arm_rows, _pm, STAGE1_SETTINGS
-from .segmentation import SEG_DECODERS, SEG_METHODS
-from .video import TEMPORAL, VIDEO_METHODS
+from .storage import atomic_write
+from .experiment import digest, mean_sd, paired_deltas, paired_summary
 
 # %% auto #0
-__all__ = ['TRAIN_PARAMS', 'IPYTHON_NAMES', 'SEG_PARAMS', 'VIDEO_PARAMS', 'ROOT', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK',
-           'SPEC_KEYS', 'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS', 'method_for', 'given_params', 'check_params',
-           'start_participants', 'run_metrics', 'notebook_defaults', 'load_spec', 'expand', 'point_status', 'run_point',
-           'sweep', 'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
-
-# %% ../nbs/12_runs.ipynb #6503bb5a
-def _integer(low: int, optional: bool = False):
-    def check(value):
-        if value is None and optional: return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be an integer{' or None' if optional else ''}, got {value!r}")
-        if value < low: raise ValueError(f"must be >= {low}, got {value}")
-        return value
-    return check
-
-def _number(positive: bool):
-    def check(value):
-        if isinstance(value, str):   # YAML reads 1e-3 (no dot) as a string
-            try: value = float(value)
-            except ValueError: raise ValueError(f"must be a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)): raise ValueError(f"must be a number, got {value!r}")
-        if not math.isfinite(value): raise ValueError(f"must be finite, got {value}")
-        if value < 0 or (positive and value == 0): raise ValueError(f"must be {'positive' if positive else '>= 0'}, got {value}")
-        return float(value)
-    return check
-
-def _choice(choices):
-    def check(value):
-        valid = list(choices())
-        if value not in valid: raise ValueError(f"unknown value {value!r}; choose from {valid}")
-        return value
-    return check
-
-def _boolean(value):
-    if not isinstance(value, bool): raise ValueError(f"must be True or False, got {value!r}")
-    return value
-
-def _text(value):
-    if not isinstance(value, str): raise ValueError(f"must be a string, got {value!r}")
-    return value
-
-def _models(value):
-    "A list of model specs, or one string joining them with '+'; each a timm name, ':scratch' for no pretrained weights."
-    specs = value.split('+') if isinstance(value, str) else value
-    if not isinstance(specs, (list, tuple)) or not specs or not all(isinstance(s, str) and s for s in specs):
-        raise ValueError(f"must be a list of timm model names (or 'a+b'), got {value!r}")
-    if len(set(specs)) != len(specs): raise ValueError(f"names each model once, got {list(specs)}")
-    for spec in specs: check_model_name(parse_model(spec)[0])
-    return list(specs)
-
-def _source(value):
-    "A built-in data set, or a source: an image folder with train/, a .csv/.parquet/.tar file, or a timm name; paths made absolute."
-    if not isinstance(value, str) or not value: raise ValueError(f"must be a data set name or path, got {value!r}")
-    path = Path(value).expanduser()
-    if value in BUILTIN_SETS or value.partition('/')[0].lower() in ('torch', 'hfds'): return value
-    if (path/'train').is_dir() or (path.is_file() and path.suffix in ('.csv', '.parquet', '.tar')): return str(path.resolve())
-    raise ValueError(f"unknown data set {value!r}; choose from {list(BUILTIN_SETS)}, a folder with train/<class>/<image>, "
-                     "a .csv/.parquet table or a .tar of class folders, or a timm name (torch/<name>, hfds/<id>)")
-
-def _device(value):
-    if value not in ('auto', 'cpu', 'cuda') and not re.fullmatch(r'cuda:\d+', str(value)):
-        raise ValueError(f"unknown device {value!r}; choose from ['auto', 'cpu', 'cuda', 'cuda:N']")
-    if value.startswith('cuda') and not torch.cuda.is_available(): raise ValueError(f"{value!r} asked but no GPU is visible; use 'auto' or 'cpu'")
-    return value
-
-TRAIN_PARAMS = {
-    'models': _models, 'method': _choice(lambda: sorted(METHODS)), 'rule': _choice(lambda: sorted(ROLE_RULES)),
-    'kd_teacher': _integer(0), 'detach_teacher': _boolean,
-    'dataset': _source, 'n_train': _integer(1, optional=True), 'n_val': _integer(1, optional=True),
-    'n_test': _integer(1, optional=True), 'img_size': _integer(8), 'batch_size': _integer(2),
-    'stage1_epochs': _integer(0), 'stage1_lr': _number(positive=True),
-    'epochs': _integer(1), 'lr': _number(positive=True), 'weight_decay': _number(positive=False), 'seed': _integer(0),
-    'threads': _integer(0), 'workers': _integer(0), 'device': _device, 'precision': _choice(lambda: ('auto', *AUTOCAST_DTYPES)), 'out': _text, 'stage1_dir': _text,
-}
-
-# %% ../nbs/12_runs.ipynb #0d808d78
-def method_for(params: dict) -> Method:
-    "The transfer method a point asks for, with its options (the role rule for bikd, the teacher for kd)."
-    options = {'bikd': {'rule': params['rule']}, 'kd': {'teacher': params['kd_teacher']}}.get(params['method'], {})
-    return get_method(params['method'], **options)
-
-IPYTHON_NAMES = ('In', 'Out', 'get_ipython', 'exit', 'quit', 'open')   # what a kernel puts in every notebook's globals
-
-def given_params(
-    namespace: dict,   # a copy of the notebook's globals, taken before anything is imported
-) -> dict:             # every public name holding a value: the parameters cell's and papermill's injected ones
-    "What a parameterized notebook was given, so that a misspelt `papermill -p epoch 3` is caught, not ignored."
-    values = (str, int, float, bool, list, tuple, dict, type(None))   # what parameters hold (not modules a runner put there)
-    return {k: v for k, v in namespace.items() if not k.startswith('_') and k not in IPYTHON_NAMES and isinstance(v, values)}
-
-def check_params(
-    params: dict,              # parameter name -> value, all of `spec`'s names
-    spec: dict = TRAIN_PARAMS, # name -> check; a check returns the value or raises `ValueError`
-) -> dict:                     # the checked values, device and precision resolved
-    "Check every parameter before any work; a failure names the parameter and what it accepts."
-    unknown, missing = sorted(set(params) - set(spec)), sorted(set(spec) - set(params))
-    if unknown:
-        hints = [f"{u!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(u, spec, n=1)) else repr(u) for u in unknown]
-        raise ValueError(f"unknown parameter(s) {', '.join(hints)}; valid parameters: {list(spec)}")
-    if missing: raise ValueError(f"missing parameter(s) {missing}")
-    checked = {}
-    for name, check in spec.items():
-        try: checked[name] = check(params[name])
-        except ValueError as e: raise ValueError(f"parameter {name!r}: {e}") from None
-    if spec is TRAIN_PARAMS:
-        try: method_for(checked).check(len(checked['models']))
-        except ValueError as e: raise ValueError(f"parameters 'method' and 'models': {e}") from None
-        if checked['device'] == 'auto': checked['device'] = 'cuda' if torch.cuda.is_available() else 'cpu'
-        if checked['precision'] == 'auto': checked['precision'] = 'bf16' if checked['device'].startswith('cuda') else 'fp32'
-    return checked
-
-# %% ../nbs/12_runs.ipynb #acca7cf6
-def _model_specs(part: str, choices):
-    "A check of a list of 2 or more '<timm name>:<part>' specs, the part one of `choices`."
-    def check(value):
-        if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(isinstance(s, str) for s in value):
-            raise ValueError(f"must be a list of 2 or more '<timm name>:<{part}>' specs, got {value!r}")
-        for spec in value:
-            name, _, kind = spec.partition(':')
-            if kind not in choices: raise ValueError(f"{spec!r}: unknown {part} {kind!r}; choose from {sorted(choices)}")
-            check_model_name(name)
-        return list(value)
-    return check
-
-def _arms(methods):
-    "A check of a list of arms from `methods` besides the control, which always runs."
-    arms = sorted(set(methods) - {'control'})
-    def check(value):
-        if not isinstance(value, (list, tuple)) or not all(v in arms for v in value):
-            raise ValueError(f"must be a list of arms from {arms} (the control always runs), got {value!r}")
-        return list(value)
-    return check
-
-SEG_PARAMS = {
-    'models': _model_specs('decoder', SEG_DECODERS), 'methods': _arms(SEG_METHODS), 'seeds': _integer(1),
-    'n_train': _integer(2), 'n_test': _integer(1), 'size': _integer(16), 'batch_size': _integer(2),
-    'stage1_epochs': _integer(1), 'stage1_lr': _number(positive=True), 'epochs': _integer(1), 'lr': _number(positive=True),
-    'detach_teacher': _boolean, 'data_seed': _integer(0), 'threads': _integer(0), 'device': _device, 'out': _text,
-}
-
-VIDEO_PARAMS = {
-    'models': _model_specs('temporal fusion', TEMPORAL), 'methods': _arms(VIDEO_METHODS), 'seeds': _integer(1),
-    'n_train_videos': _integer(1), 'n_test_videos': _integer(2), 'frames_per_video': _integer(1), 'clip_length': _integer(1),
-    'size': _integer(16), 'img_size': _integer(16), 'batch_size': _integer(2), 'stage1_epochs': _integer(1),
-    'stage1_lr': _number(positive=True), 'epochs': _integer(1), 'lr': _number(positive=True), 'detach_teacher': _boolean,
-    'data_seed': _integer(0), 'threads': _integer(0), 'device': _device, 'out': _text,
-}
-
-# %% ../nbs/12_runs.ipynb #fa3645e5
-def _digest(obj, n: int = 8) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
-
-def start_participants(
-    params: dict,        # checked parameters of a run
-    data: dict,          # `load_dataset`'s splits
-) -> list:               # the participants a run starts from
-    "Participants after stage 1, whose weights are trained once per setting and shared through `stage1_dir`."
-    specs, n_classes = params['models'], data['train'].num_classes
-    if params['stage1_epochs'] == 0:
-        torch.manual_seed(params['seed'])
-        models = [parse_model(s) for s in specs]   # (timm name, pretrained)
-        return [participant(name, n_classes, pretrained=pretrained, img_size=params['img_size'], label=spec)
-                for spec, (name, pretrained) in zip(specs, models)]
-    folder = Path(params['stage1_dir'] or Path(params['out'])/'stage1')/_digest({k: params[k] for k in STAGE1_SETTINGS})
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder/'settings.json', lambda p: p.write_text(json.dumps({k: params[k] for k in STAGE1_SETTINGS}, indent=1)))
-    cfg = DemoConfig(dataset=params['dataset'], n_train=params['n_train'], n_val=params['n_val'], img_size=params['img_size'],
-                     batch_size=params['batch_size'], stage1_epochs=params['stage1_epochs'], stage1_lr=params['stage1_lr'],
-                     device=params['device'], workers=params['workers'])
-    weights = {}
-    with open(folder/'.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes
-        for spec in specs:
-            path = folder/'stage1'/f"{spec.replace(':', '_')}.safetensors"
-            if not path.exists():
-                cfg.groups = [[spec]]
-                stage1(cfg, data, folder)
-            weights[spec] = path
-    return load_participants(specs, weights, n_classes, params['img_size'])
-
-# %% ../nbs/12_runs.ipynb #4492d640
-def run_metrics(
-    params: dict,                 # checked parameters
-    data: dict,                   # the splits used
-    start: pd.DataFrame,          # `predict` on the test split before training
-    final: pd.DataFrame,          # `predict` on the test split after training
-    history: pd.DataFrame,        # the learner's history
-    notes: list[str] = (),        # warnings worth keeping (a data fallback)
-    wall_time_s: float = 0.,
-) -> dict:
-    "One run's results: parameters, data, and per participant accuracies, flips and share taught."
-    last = history.iloc[-1]
-    specs = params['models']
-    val_acc = {s: last.get(f'val_acc_{s}', float('nan')) for s in specs}
-    taught = {s: last.get(f'taught_{s}', float('nan')) for s in specs} if params['method'] != 'control' else None
-    rows = _arm_rows(final, start, val_acc, params['seed'], '+'.join(specs), params['method'], taught)
-    start_acc = {r['model']: r['acc'] for r in _arm_rows(start, start, {}, params['seed'], '', 'start')}
-    models = [{'model': r['model'], 'start_acc': start_acc[r['model']],
-               **{k: r[k] for k in ('acc', 'val_acc', 'gain', 'loss', 'taught')}} for r in rows]
-    return {'params': params, 'data': data['train'].name.split('/')[0], 'sizes': {k: len(v) for k, v in data.items()},
-            'notes': list(notes), 'models': models, 'history': history.to_dict('records'), 'wall_time_s': round(wall_time_s, 1)}
+__all__ = ['NOTEBOOKS', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS', 'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS',
+           'notebook_defaults', 'notebook_check', 'load_spec', 'expand', 'point_status', 'run_point', 'sweep',
+           'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
 
 # %% ../nbs/12_runs.ipynb #bad9a72c
-ROOT = Path(__file__).resolve().parents[1] if '__file__' in globals() else Path.cwd().parent
-TRAIN_NOTEBOOK = ROOT/'nbs'/'runs'/'train_classification.ipynb'
-REPORT_NOTEBOOK = ROOT/'nbs'/'runs'/'report.ipynb'
+NOTEBOOKS = Path(str(files('kt_nb')))/'notebooks'   # the parameterized notebooks shipped with kt_nb
+TRAIN_NOTEBOOK = NOTEBOOKS/'train_classification.ipynb'
+REPORT_NOTEBOOK = NOTEBOOKS/'report.ipynb'
 
 def notebook_defaults(notebook: str | Path) -> dict:
     "The default value of each parameter in a notebook's `parameters` cell."
@@ -236,6 +34,15 @@ def notebook_defaults(notebook: str | Path) -> dict:
     found = papermill.inspect_notebook(str(notebook))
     if not found: raise ValueError(f"{notebook} has no cell tagged 'parameters'")
     return {name: ast.literal_eval(p['default']) for name, p in found.items()}
+
+def notebook_check(notebook: str | Path) -> Callable[[dict], dict] | None:
+    "The function that a notebook's metadata names (`kt_nb.check`) to check its parameters; None where it names none."
+    named = json.loads(Path(notebook).read_text()).get('metadata', {}).get('kt_nb', {}).get('check')
+    if named is None: return None
+    module, _, name = named.partition(':')
+    try: return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"{notebook} names {named!r} to check its parameters, and it cannot be found: {e}") from None
 
 # %% ../nbs/12_runs.ipynb #546fdd2e
 SPEC_KEYS = ('notebook', 'out', 'base', 'grid')
@@ -276,7 +83,7 @@ def expand(
 ) -> list[dict]:                # one dict per point: name, params, group, arm, seed
     "Every point of the grid, checked, in grid order."
     defaults = notebook_defaults(spec['notebook'])
-    table = next((t for t in (TRAIN_PARAMS, SEG_PARAMS, VIDEO_PARAMS) if set(t) == set(defaults)), None)   # the notebook's parameters
+    check = notebook_check(spec['notebook'])
     grid = spec.get('grid', {}) or {'point': [{}]}
     points = []
     for values in product(*grid.values()):
@@ -286,14 +93,14 @@ def expand(
             if isinstance(value, dict): params.update(value)
             else: params[axis] = value
             if axis not in ('models', 'seed'): labels.append(_label(axis, value))
-        try: checked = check_params(params, table) if table is not None else params   # a misspelt key is an error, with the nearest name
+        try: checked = check(params) if check is not None else params   # a misspelt key is an error, with the nearest name
         except ValueError as e: raise ValueError(f"sweep point {dict(zip(grid, values))}: {e}") from None
         identity = {k: v for k, v in checked.items() if k not in RUN_KEYS}
-        name = '__'.join([_slug(v) if a != 'seed' else f'seed{v}' for a, v in zip(grid, values)] + [_digest(identity)])
+        name = '__'.join([_slug(v) if a != 'seed' else f'seed{v}' for a, v in zip(grid, values)] + [digest(identity)])
         models = checked.get('models')
         points.append({'name': name, 'params': checked, 'group': '+'.join(models) if isinstance(models, list) else None,
                        'arm': ', '.join(labels), 'seed': checked.get('seed'),
-                       'control_key': _digest({k: v for k, v in identity.items() if k not in METHOD_KEYS})})
+                       'control_key': digest({k: v for k, v in identity.items() if k not in METHOD_KEYS})})
     names = [p['name'] for p in points]
     if len(set(names)) != len(names): raise ValueError("two grid points have the same parameters")
     return points
@@ -439,27 +246,21 @@ def per_model(table: pd.DataFrame) -> pd.DataFrame:
     long = long.sort_values(['position', 'seed'], kind='stable').sort_values(
         ['group', 'position', 'arm'], key=lambda c: c.map(order[c.name]) if c.name in order else c, kind='stable', ignore_index=True)
     for k in MODEL_METRICS[1:]: long[k] = pd.to_numeric(long[k])
-    control = long[long.method == 'control'].set_index(['control_key', 'model'])['acc']
-    long['control_acc'] = control.reindex(pd.MultiIndex.from_frame(long[['control_key', 'model']])).values
-    long['vs_start'] = long.acc - long.start_acc
-    long['vs_control'] = long.acc - long.control_acc
-    return long
+    return paired_deltas(long, 'acc', ['control_key', 'model'], start='start_acc')
 
 def arm_summary(table: pd.DataFrame) -> pd.DataFrame:
     "Mean and spread over seeds per (group, model, arm); deltas against start and against the paired control."
-    return per_model(table).groupby(['group', 'model', 'arm'], sort=False).agg(
-        acc=('acc', 'mean'), acc_sd=('acc', 'std'), start_acc=('start_acc', 'mean'), vs_start=('vs_start', 'mean'),
-        vs_control=('vs_control', 'mean'), vs_control_sd=('vs_control', 'std'), gain=('gain', 'mean'),
-        loss=('loss', 'mean'), taught=('taught', 'mean'), seeds=('seed', 'nunique'))
+    return paired_summary(per_model(table), 'acc', ['group', 'model', 'arm'], ['control_key', 'model'], start='start_acc',
+                          means=['start_acc', 'gain', 'loss', 'taught'])
 
 def report_table(table: pd.DataFrame) -> pd.DataFrame:
     "`arm_summary` in percent, 'mean ± sd' over seeds; deltas in points; the share taught where a partition decides it."
     s = arm_summary(table)
     teaches = s.taught.fillna(0).groupby(level=['group', 'arm']).transform('sum') > 0   # blank where everyone or nobody teaches
     return pd.DataFrame({'start': (s.start_acc * 100).round(1),
-                         'test acc': [_pm(m, sd) for m, sd in zip(s.acc, s.acc_sd)],
-                         '− start': [_pm(m, float('nan'), signed=True) for m in s.vs_start],
-                         '− control': [_pm(m, sd, signed=True) for m, sd in zip(s.vs_control, s.vs_control_sd)],
+                         'test acc': [mean_sd(m, sd) for m, sd in zip(s.acc, s.acc_sd)],
+                         '− start': [mean_sd(m, signed=True) for m in s.vs_start],
+                         '− control': [mean_sd(m, sd, signed=True) for m, sd in zip(s.vs_control, s.vs_control_sd)],
                          'gain/loss': [f"{g * 100:.1f}/{l * 100:.1f}" for g, l in zip(s.gain, s.loss)],
                          'taught': [f"{t * 100:.0f}%" if ok else '' for t, ok in zip(s.taught, teaches)],
                          'seeds': s.seeds}, index=s.index)

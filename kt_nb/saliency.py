@@ -12,7 +12,7 @@ from torch import Tensor
 from .tasks import Task
 
 # %% auto #0
-__all__ = ['EPS', 'cc', 'nss', 'sim', 'kld', 'auc_judd', 'auc_shuffled', 'saliency_metrics', 'Saliency']
+__all__ = ['EPS', 'cc', 'nss', 'sim', 'kld', 'auc_judd', 'auc_shuffled', 'saliency_metrics', 'resize_map', 'Saliency']
 
 # %% ../nbs/14_saliency.ipynb #5a1e0006
 EPS = 2.220446049250313e-16   # MATLAB's eps, which the benchmark's KLdiv adds
@@ -177,10 +177,11 @@ def saliency_metrics(
             'auc_judd': auc_judd(pred, fix), 'auc_shuffled': auc_shuffled(pred, fix, other_fix)}
 
 # %% ../nbs/14_saliency.ipynb #5a1e0031
-def _resize(
+def resize_map(
     logits: Tensor,         # (B, h, w)
     size: tuple[int, int],  # (H, W)
 ) -> Tensor:                # (B, H, W)
+    "Saliency logits resized (bilinear) to `size`, in float32."
     logits = logits.float()   # resized in float32: bf16 would add about 1 % noise per pixel under autocast
     if logits.shape[-2:] == size: return logits
     return F.interpolate(logits[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
@@ -221,7 +222,7 @@ class Saliency(Task):
 
     def align(self, output, target):
         "Logits resized (bilinear) to the target's size."
-        return _resize(output, target.shape[-2:])
+        return resize_map(output, target.shape[-2:])
 
     def sample_loss(self, output, target):
         "(B,) KLD - CC of each clip, differentiable, in float32."
@@ -243,7 +244,7 @@ class Saliency(Task):
 
     def divergence(self, teacher, student, detach_teacher=True):
         "(B,) KL(teacher map || student map); the teacher's logits are resized to the student's size."
-        log_t = _resize(teacher, student.shape[-2:]).float().flatten(1).log_softmax(1)
+        log_t = resize_map(teacher, student.shape[-2:]).float().flatten(1).log_softmax(1)
         if detach_teacher: log_t = log_t.detach()
         log_s = student.float().flatten(1).log_softmax(1)
         return (log_t.exp() * (log_t - log_s)).sum(1)

@@ -4,8 +4,8 @@
 
 # %% ../nbs/10_screening.ipynb #2a08354a
 from __future__ import annotations
-import hashlib, itertools, json, os, time
-from dataclasses import dataclass, asdict, replace
+import hashlib, itertools, os, time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +14,19 @@ import torch
 import torch.nn as nn
 
 from .data import ImageSet, load_dataset
-from .models import Participant, Preprocess, participant, atomic_write, state_hash
+from .models import Participant, Preprocess, participant
+from .storage import atomic_write, state_hash
 from .tasks import Task, Classification
 from .roles import pick_teacher, NOBODY
 from .learner import predict, accuracies
 from .ledger import complementary_matrix, teaching_share
 from .demo import DemoConfig, stage1, load_participants, parse_model, STAGE1_SETTINGS
+from .experiment import stage1_files
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['ZOO', 'cache_root', 'data_key', 'model_key', 'PredictionCache', 'as_participant', 'Screening', 'screen', 'zoo_folder',
-           'train_zoo', 'zoo_participants']
+__all__ = ['ZOO', 'cache_root', 'data_key', 'model_key', 'PredictionCache', 'as_participant', 'Screening', 'screen', 'train_zoo',
+           'zoo_participants']
 
 # %% ../nbs/10_screening.ipynb #02ea634d
 def cache_root() -> Path:
@@ -176,27 +178,18 @@ def add(self: Screening, models, cache: PredictionCache | str | Path | None = No
 # %% ../nbs/10_screening.ipynb #fb6863de
 ZOO = ['tf_efficientnet_lite0', 'tf_efficientnet_lite1', 'resnet10t:scratch', 'convnext_atto:scratch']
 
-def zoo_folder(cfg: DemoConfig | None = None, root: str | Path | None = None) -> Path:
-    "The folder of a zoo's stage-1 weights, keyed by the settings that decide them."
-    settings = {k: v for k, v in asdict(cfg or DemoConfig()).items() if k in STAGE1_SETTINGS}
-    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    return Path(root) if root is not None else cache_root()/'zoo'/key
-
 def train_zoo(
     specs: list[str] = ZOO,        # timm specs ('name' or 'name:scratch')
     cfg: DemoConfig | None = None, # data and stage-1 settings (default: the embedded default's)
-    folder: str | Path | None = None,  # None: `zoo_folder(cfg)`
+    root: str | Path | None = None,  # the stage-1 cache (default: the zoo in `cache_root()`)
     progress: bool = False,
 ) -> dict[str, Path]:
-    "Stage-1 weights of every spec, fine-tuning alone only those not yet in `folder`."
-    cfg = cfg or DemoConfig()
-    folder = Path(folder) if folder is not None else zoo_folder(cfg)
-    path = lambda s: folder/'stage1'/f"{s.replace(':', '_')}.safetensors"
-    missing = [s for s in specs if not path(s).exists()]
-    if missing:
-        data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test)
-        stage1(replace(cfg, groups=[missing]), data, folder, progress)
-    return {s: path(s) for s in specs}
+    "Stage-1 weights of every spec, fine-tuning alone only those not yet trained with these settings."
+    cfg, root = cfg or DemoConfig(), Path(root) if root is not None else cache_root()/'zoo'
+    files = stage1_files(root, {k: getattr(cfg, k) for k in STAGE1_SETTINGS}, specs)
+    if all(path.exists() for path in files.values()): return files   # nothing to train: no data to load
+    data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test)
+    return stage1(cfg, data, root, specs, progress)
 
 def zoo_participants(weights: dict[str, Path], cfg: DemoConfig | None = None, num_classes: int = 10) -> list[Participant]:
     "The zoo's models, loaded from their stage-1 weights."

@@ -5,35 +5,35 @@
 # %% ../nbs/16_video_saliency.ipynb #f853b60f
 from __future__ import annotations
 import io, time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from .models import Participant, Preprocess, check_model_name, create_model, load_state, save_state
+from .models import Participant, Preprocess, create_encoder, eval_mode, load_weights, resolve_device
+from .storage import save_state
 from .roles import BiKD, DML, Control, Method, pick_teacher, task_loss_rule
 from .learner import JointLearner
-from .demo import TwoStageConfig, _strict_json, write_metrics
-from .segmentation import _load_encoder, taught_shares
-from .saliency import Saliency, _resize, cc, saliency_metrics
-from .clips import ClipSet, _overlay, _windows, synthetic_splits, show_clip
+from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment,
+                              check_params, model_specs, arms_of, integer, number, boolean, text, device)
+from .seg_experiment import taught_shares
+from .saliency import Saliency, resize_map, cc, saliency_metrics
+from .clips import ClipSet, overlay_map, clip_windows, synthetic_splits, show_clip
 
 # %% auto #0
-__all__ = ['TEMPORAL', 'SALIENCY_METRICS', 'VIDEO_METHODS', 'conv3d_block', 'conv2d_block', 'Conv3dFusion', 'TemporalAttention',
-           'AttentionFusion', 'VideoSaliencyNet', 'create_saliency_model', 'saliency_participant', 'predict_logits',
-           'predict_maps', 'evaluate_saliency', 'video_method', 'clip_teachers', 'VideoConfig', 'run_video_saliency',
-           'summarize_video', 'video_report_table', 'temporal_table', 'saliency_panel', 'explore_saliency',
-           'video_saliency', 'overlay_video']
+__all__ = ['TEMPORAL', 'SALIENCY_METRICS', 'VIDEO_METHODS', 'VIDEO_PARAMS', 'conv3d_block', 'conv2d_block', 'Conv3dFusion',
+           'TemporalAttention', 'AttentionFusion', 'VideoSaliencyNet', 'create_saliency_model', 'saliency_participant',
+           'predict_logits', 'predict_maps', 'evaluate_saliency', 'video_method', 'clip_teachers', 'VideoConfig',
+           'run_video_saliency', 'summarize_video', 'video_report_table', 'temporal_table', 'check_video_params',
+           'saliency_panel', 'explore_saliency', 'video_saliency', 'overlay_video']
 
 # %% ../nbs/16_video_saliency.ipynb #0d60e873
 def conv3d_block(cin: int, cout: int) -> nn.Sequential:
@@ -128,17 +128,11 @@ def create_saliency_model(
     weights=None,                         # a local weights file of the whole model (overrides `pretrained`)
 ) -> VideoSaliencyNet:
     "A video saliency model from a timm backbone and a temporal fusion."
-    check_model_name(name)
     if temporal not in TEMPORAL: raise ValueError(f"unknown temporal fusion {temporal!r}; choose from {list(TEMPORAL)}")
     if clip_length < 1: raise ValueError(f"clip_length must be >= 1, got {clip_length}")
-    try: encoder = timm.create_model(name, features_only=True, pretrained=False, out_indices=(1, 2, 3))
-    except Exception as e: raise ValueError(f"timm cannot build {name!r} as a feature encoder: {e}") from None
+    encoder = create_encoder(name, pretrained and weights is None, out_indices=(1, 2, 3))
     model = VideoSaliencyNet(encoder, temporal, clip_length, width)
-    if weights is not None:
-        try: model.load_state_dict(load_state(weights))
-        except RuntimeError as e: raise ValueError(f"{weights} does not fit a {name} {temporal} saliency model: {str(e)[:300]}") from None
-    elif pretrained: _load_encoder(encoder, create_model(name, 0, pretrained=True), name)
-    return model
+    return load_weights(model, weights, f'a {name} {temporal} saliency model') if weights is not None else model
 
 def saliency_participant(
     name: str, temporal: str = 'conv3d', clip_length: int = 4, pretrained: bool = True, weights=None,
@@ -160,10 +154,7 @@ def predict_logits(
     "Each participant's saliency logits of a batch of clips, in eval mode (batch norm untouched), on its own device."
     logits = {}
     for p in participants:
-        mode = p.model.training
-        p.model.eval()
-        try: logits[p.name] = p(clips.to(next(p.model.parameters()).device)).float().cpu()
-        finally: p.model.train(mode)
+        with eval_mode(p.model): logits[p.name] = p(clips.to(next(p.model.parameters()).device)).float().cpu()
     return logits
 
 def predict_maps(
@@ -172,7 +163,7 @@ def predict_maps(
 ) -> dict[str, Tensor]:                               # name -> (B, H, W) maps that sum to 1
     "Each participant's saliency maps of a batch of clips."
     task = Saliency()
-    return {name: task.to_map(_resize(l, size or tuple(clips.shape[-2:]))) for name, l in predict_logits(participants, clips).items()}
+    return {name: task.to_map(resize_map(l, size or tuple(clips.shape[-2:]))) for name, l in predict_logits(participants, clips).items()}
 
 def evaluate_saliency(
     participants: list[Participant], data: ClipSet, batch_size: int = 32,
@@ -242,61 +233,45 @@ def run_video_saliency(cfg: VideoConfig | None = None, out: str | Path = 'runs/v
         raise ValueError(f"models must differ from each other and from the single-frame twin {twin}, got {cfg.models}")
     data = synthetic_splits(cfg.n_train_videos, 0, cfg.n_test_videos, frames_per_video=cfg.frames_per_video,
                             clip_length=cfg.clip_length, size=cfg.size, seed=cfg.data_seed)
-    arms = ['control'] + list(cfg.methods)
-    rows, bar = [], tqdm(total=cfg.seeds * (len(cfg.models) + 1 + len(arms)), desc='video saliency', disable=not progress)
-    for seed in range(cfg.seeds):
-        stage1 = {}
-        for name, temporal in cfg.models + [twin]:
-            torch.manual_seed(seed)
-            begun = time.time()
+    stage1 = {}   # (seed, participant name) -> weights file
+
+    def train(arm: Arm, seed: int) -> list[dict]:
+        began = time.time()
+        if arm.method == 'alone':   # stage 1, for every seed: each model alone, and the twin
+            name, temporal = arm.models[0].split(':')
             p = _alone(cfg, _video_participant(cfg, name, temporal), data['train'], seed)
-            rows += _scores([p], data['test'], stage='alone', method='alone', seed=seed, train_s=time.time() - begun)
-            if (name, temporal) != twin: stage1[p.name] = save_state(p.model.state_dict(), out/'stage1'/f'seed{seed}'/f'{p.name}.safetensors')
-            bar.update()
-        for method in arms:
-            torch.manual_seed(seed)
-            begun = time.time()
-            pair = [_video_participant(cfg, n, t, weights=stage1[f'{n}-{t}']) for n, t in cfg.models]
-            learner = JointLearner(pair, data['train'], method=video_method(method), task=Saliency(),
-                                   detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                                   seed=seed, device=cfg.device, progress=False)
-            learner.fit()
-            taught = taught_shares(learner.ledger.to_frame(), [p.name for p in pair]) if method != 'control' else {}
-            for r in _scores(pair, data['test'], stage='transfer', method=method, seed=seed, train_s=time.time() - begun):
-                rows.append({**r, 'taught': taught.get(r['model'], float('nan'))})
-            bar.update()
-    bar.close()
-    runs = pd.DataFrame(rows)
-    results = {'settings': asdict(cfg), 'sizes': {k: len(v) for k, v in data.items() },
-               'wall_time_s': round(time.time() - started, 1), 'torch_threads': torch.get_num_threads(),
-               'summary': summarize_video(runs).reset_index().to_dict('records'), 'runs': runs.to_dict('records')}
-    results = _strict_json(results)   # as the file holds it
-    write_metrics(results, out)
-    return results
+            rows = _scores([p], data['test'], stage='alone', train_s=time.time() - began)
+            if (name, temporal) != twin: stage1[seed, p.name] = save_state(p.model.state_dict(), out/'stage1'/f'seed{seed}'/f'{p.name}.safetensors')
+            return rows
+        pair = [_video_participant(cfg, n, t, weights=stage1[seed, f'{n}-{t}']) for n, t in cfg.models]
+        learner = JointLearner(pair, data['train'], method=video_method(arm.method), task=Saliency(),
+                               detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                               seed=seed, device=cfg.device, progress=False)
+        learner.fit()
+        taught = taught_shares(learner.ledger.to_frame(), [p.name for p in pair]) if arm.method != 'control' else {}
+        return [{**r, 'taught': taught.get(r['model'], float('nan'))}
+                for r in _scores(pair, data['test'], stage='transfer', train_s=time.time() - began)]
+
+    alone = [Arm('alone', [f'{n}:{t}'], f'{n}-{t}') for n, t in cfg.models + [twin]]
+    transfer = [Arm(m, [f'{n}:{t}' for n, t in cfg.models]) for m in ['control', *cfg.methods]]
+    runs = pd.DataFrame(run_arms(alone + transfer, cfg.seeds, train, progress, 'video saliency'))
+    return finish_experiment(cfg, runs, summarize_video(runs), out, started, sizes={k: len(v) for k, v in data.items()})
 
 # %% ../nbs/16_video_saliency.ipynb #a3c2517b
 def summarize_video(runs: pd.DataFrame) -> pd.DataFrame:
-    "Mean and spread over seeds per (stage, model, method); CC minus the control of the same seed."
-    control = runs[runs.method == 'control'].set_index(['model', 'seed']).cc
-    paired = runs.cc.values - control.reindex(pd.MultiIndex.from_frame(runs[['model', 'seed']])).values
-    runs = runs.assign(vs_control=np.where(runs.stage == 'transfer', paired, np.nan))   # stage 1 has no control
-    stats = {k: (k, 'mean') for k in SALIENCY_METRICS} | {f'{k}_sd': (k, 'std') for k in SALIENCY_METRICS}
-    if 'taught' not in runs: runs = runs.assign(taught=float('nan'))
-    return runs.groupby(['stage', 'model', 'method'], sort=False).agg(
-        **stats, vs_control=('vs_control', 'mean'), vs_control_sd=('vs_control', 'std'),
-        taught=('taught', 'mean'), train_s=('train_s', 'mean'), seeds=('seed', 'nunique'))
-
-def _spread(mean: float, sd, digits: int = 3) -> str:
-    return f"{mean:.{digits}f}" + ('' if sd is None or pd.isna(sd) else f" ± {sd:.{digits}f}")
+    "Mean and spread over seeds per (stage, model, method); CC minus the control of the same seed (stage 1 has none)."
+    return paired_summary(runs, 'cc', ['stage', 'model', 'method'], ['stage', 'model', 'seed'],
+                          spreads=SALIENCY_METRICS[1:], means=['taught', 'train_s'])
 
 def video_report_table(results: dict, stage: str = 'transfer') -> pd.DataFrame:
     "One row per (model, method) of a stage: the six metrics, mean ± sd over seeds, CC minus control (paired), share taught."
+    spread = lambda mean, sd: mean_sd(mean, sd, scale=1, digits=3)
     rows = []
     for r in results['summary']:
         if r['stage'] != stage: continue
-        row = {'model': r['model'], 'method': r['method'], **{k: _spread(r[k], r[f'{k}_sd']) for k in SALIENCY_METRICS}}
+        row = {'model': r['model'], 'method': r['method'], **{k: spread(r[k], r[f'{k}_sd']) for k in SALIENCY_METRICS}}
         if stage == 'transfer':
-            row['CC − control'] = '' if r['method'] == 'control' else _spread(r['vs_control'], r['vs_control_sd'])
+            row['CC − control'] = '' if r['method'] == 'control' else spread(r['vs_control'], r['vs_control_sd'])
             row['taught'] = '' if r['taught'] is None or pd.isna(r['taught']) else f"{r['taught']:.0%}"
         rows.append({**row, 's / run': f"{r['train_s']:.0f}", 'seeds': r['seeds']})
     return pd.DataFrame(rows).set_index(['model', 'method'])
@@ -304,6 +279,20 @@ def video_report_table(results: dict, stage: str = 'transfer') -> pd.DataFrame:
 def temporal_table(results: dict) -> pd.DataFrame:
     "Stage 1: each model alone, the single-frame twin of the first included (the proof that the model uses time)."
     return video_report_table(results, 'alone').droplevel('method')
+
+# %% ../nbs/16_video_saliency.ipynb #94c3d801
+VIDEO_PARAMS = {
+    'models': model_specs(TEMPORAL, 'temporal fusion'), 'methods': arms_of(VIDEO_METHODS), 'seeds': integer(1),
+    'n_train_videos': integer(1), 'n_test_videos': integer(2), 'frames_per_video': integer(1), 'clip_length': integer(1),
+    'size': integer(16), 'img_size': integer(16), 'batch_size': integer(2), 'stage1_epochs': integer(1),
+    'stage1_lr': number(positive=True), 'epochs': integer(1), 'lr': number(positive=True), 'detach_teacher': boolean,
+    'data_seed': integer(0), 'threads': integer(0), 'device': device, 'out': text,
+}
+
+def check_video_params(params: dict) -> dict:
+    "Every parameter of a video saliency run checked; device resolved."
+    checked = check_params(params, VIDEO_PARAMS)
+    return {**checked, 'device': resolve_device(checked['device'])}
 
 # %% ../nbs/16_video_saliency.ipynb #b5555e43
 def saliency_panel(
@@ -348,7 +337,7 @@ def video_saliency(
     T = T.pop()
     if len(frames) < T: raise ValueError(f"the video has {len(frames)} frames, fewer than a clip of {T}")
     maps = {p.name: [] for p in participants}
-    for batch in _windows(len(frames), T, 1).split(batch_size):
+    for batch in clip_windows(len(frames), T, 1).split(batch_size):
         for name, m in predict_maps(participants, frames[batch]).items(): maps[name].append(m)
     return {name: torch.cat(m) for name, m in maps.items()}
 
@@ -361,7 +350,7 @@ def overlay_video(
     "One row per participant: the chosen frames under its saliency map."
     T = len(frames) - len(next(iter(maps.values()))) + 1
     if min(shown) < T - 1: raise ValueError(f"frames before {T - 1} close no clip; got {min(shown)}")
-    rows = [np.concatenate([_overlay(frames[f], m[f - T + 1]) for f in shown], 1) for m in maps.values()]
+    rows = [np.concatenate([overlay_map(frames[f], m[f - T + 1]) for f in shown], 1) for m in maps.values()]
     sheet = (np.concatenate(rows, 0) * 255).round().astype(np.uint8)
     image = Image.fromarray(sheet)
     return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)

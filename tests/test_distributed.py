@@ -18,7 +18,7 @@ import pandas as pd
 from safetensors.torch import load_file
 
 from kt_nb.ledger import RoleLedger
-from kt_nb.models import load_state
+from kt_nb.storage import load_state
 
 WORKER = Path(__file__).with_name('distributed_worker.py')
 TORCHRUN = Path(sys.executable).with_name('torchrun')

@@ -6,8 +6,8 @@ import pytest
 from nbdev import test as nbdev_test
 
 ROOT = Path(__file__).resolve().parents[1]
-# nbs/runs/ holds the parameterized notebooks papermill runs; with their defaults they are quick
-NOTEBOOKS = sorted((ROOT/'nbs').glob('[0-9]*.ipynb')) + sorted((ROOT/'nbs'/'runs').glob('*.ipynb')) + [ROOT/'index.ipynb']
+# kt_nb/notebooks/ holds the parameterized notebooks papermill runs; with their defaults they are quick
+NOTEBOOKS = sorted((ROOT/'nbs').glob('[0-9]*.ipynb')) + sorted((ROOT/'kt_nb'/'notebooks').glob('*.ipynb')) + [ROOT/'index.ipynb']
 
 
 @pytest.mark.parametrize('notebook', NOTEBOOKS, ids=lambda p: p.name)

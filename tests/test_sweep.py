@@ -12,8 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TRAIN = ROOT/'nbs'/'runs'/'train_classification.ipynb'
-SALIENCY = ROOT/'nbs'/'runs'/'train_saliency.ipynb'
+TRAIN = ROOT/'kt_nb'/'notebooks'/'train_classification.ipynb'
+SALIENCY = ROOT/'kt_nb'/'notebooks'/'train_saliency.ipynb'
 
 # two pairs of tiny models from scratch x (the paper's method, control) x two seeds, on digits
 SPEC = """
@@ -108,13 +108,13 @@ def test_bad_sweep_point_stops_before_any_point_runs(tmp_path):
     assert not (tmp_path/'s').exists()
 
 
-@pytest.mark.parametrize('notebook,spec', [(TRAIN, 'TRAIN_PARAMS'), (SALIENCY, 'VIDEO_PARAMS')])
-def test_help_notebook_lists_every_parameter_with_a_description(notebook, spec):
-    from kt_nb import runs
+@pytest.mark.parametrize('notebook,module,table', [(TRAIN, 'demo', 'TRAIN_PARAMS'), (SALIENCY, 'video', 'VIDEO_PARAMS')])
+def test_help_notebook_lists_every_parameter_with_a_description(notebook, module, table):
+    import importlib
     result = subprocess.run([str(BIN/'papermill'), '--help-notebook', str(notebook)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    for name in getattr(runs, spec):
+    for name in getattr(importlib.import_module(f'kt_nb.{module}'), table):
         at = next(i for i, l in enumerate(lines) if l.strip().startswith(f'{name}:'))
         described = lines[at].split(')', 1)[-1].strip() or lines[at + 1].strip()
         assert described and not described.endswith(':'), (name, lines[at:at + 2])
@@ -124,7 +124,7 @@ def test_help_notebook_lists_every_parameter_with_a_description(notebook, spec):
 def test_parameters_cell_survives_nbdev_clean(tmp_path, notebook):
     "`make check-sync` runs nbdev-clean on these notebooks: the cell papermill fills must keep its tag."
     copy = tmp_path/notebook
-    copy.write_text((ROOT/'nbs'/'runs'/notebook).read_text())
+    copy.write_text((ROOT/'kt_nb'/'notebooks'/notebook).read_text())
     subprocess.run([str(BIN/'nbdev-clean'), '--fname', str(copy)], check=True, cwd=ROOT, timeout=120)
     tagged = [c for c in json.loads(copy.read_text())['cells'] if 'parameters' in c['metadata'].get('tags', [])]
     assert len(tagged) == 1

@@ -147,7 +147,7 @@ def test_the_papers_imagenet_sweep_on_a_tiny_imagenet_folder(tmp_path):
     assert '3 points' in dry.stdout and 'vit_base_patch16_224+vit_tiny_patch16_224' in dry.stdout and str(folder) in dry.stdout
     assert not (tmp_path/'never').exists()
     tiny = yaml.safe_load(spec.read_text())
-    tiny['notebook'] = str(spec.parents[1]/'nbs'/'runs'/'train_classification.ipynb')
+    tiny['notebook'] = str(spec.parents[1]/'kt_nb'/'notebooks'/'train_classification.ipynb')
     tiny['base'].update(img_size=32, epochs=1, batch_size=16, workers=0, threads=1)
     tiny['grid']['models'] = [['test_vit:scratch', 'test_efficientnet:scratch']]
     (tmp_path/'tiny.yaml').write_text(yaml.safe_dump(tiny))

@@ -1,0 +1,45 @@
+"A user's install: the package built and installed (not editable) into a fresh virtual environment runs a sweep from an empty folder."
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEC = """
+base: {dataset: digits, n_train: 64, n_val: 32, n_test: 64, img_size: 16, stage1_epochs: 1, epochs: 1, threads: 1}
+grid:
+  models: [[test_resnet:scratch, test_efficientnet:scratch]]
+  arm: [{method: bikd}, {method: control}]
+"""
+
+
+def test_installed_package_sweeps_from_an_empty_folder(tmp_path):
+    venv = tmp_path/'venv'
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(venv)], check=True, timeout=120)
+    python = venv/'bin'/'python'
+    new_site = Path(subprocess.run([str(python), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                                   capture_output=True, text=True, check=True).stdout.strip())
+    # the dependencies come from the test's own environment (no downloads); kt_nb itself does not
+    (new_site/'dependencies.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')
+    source = tmp_path/'source'   # a copy, so that the build leaves nothing in the checkout
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns('.venv', '.git', 'build', 'runs', 'data', 'test-artifacts', '*.egg-info', '__pycache__'))
+    built = subprocess.run([str(python), '-m', 'pip', 'install', '--no-deps', '--no-build-isolation', '--no-index', '-q',
+                            '--target', str(new_site), str(source)], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    empty = tmp_path/'elsewhere'
+    empty.mkdir()
+    (empty/'tiny.yaml').write_text(SPEC)
+    env = {**{k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')},
+           'PATH': os.pathsep.join([str(new_site/'bin'), str(venv/'bin'), '/usr/bin', '/bin'])}
+    where = subprocess.run([str(python), '-c', 'import kt_nb.runs as r; print(r.__file__); print(r.TRAIN_NOTEBOOK.is_file())'],
+                           cwd=empty, env=env, capture_output=True, text=True, timeout=120)
+    lines = where.stdout.split()
+    assert lines[0].startswith(str(new_site)) and lines[1] == 'True', where.stdout + where.stderr   # the installed copy, notebooks included
+    result = subprocess.run([str(new_site/'bin'/'kt-nb'), 'sweep', 'tiny.yaml', '--out', 'sweep'], cwd=empty, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    table = (empty/'sweep'/'results.csv').read_text().splitlines()
+    assert len(table) == 3 and all(',done,' in row for row in table[1:]), table
