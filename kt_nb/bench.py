@@ -45,7 +45,7 @@ class BenchConfig:
     @classmethod
     def for_device(cls, device: str = 'auto', **overrides) -> BenchConfig:
         "ViT-B/16 <-> ViT-T/16 at 224 px, batch 256 on a GPU; the embedded Lite0 <-> Lite1 at 48 px, batch 64 on a CPU."
-        device = resolve_device(device)
+        device = resolve_device(device) if device == 'auto' else device   # a GPU config can be written on a CPU
         cpu = dict(models=['tf_efficientnet_lite0', 'tf_efficientnet_lite1'], img_size=48, batch_size=64, num_classes=10,
                    steps=5, warmup=1)
         return cls(**{**(cpu if device == 'cpu' else {}), 'device': device, **overrides})
@@ -126,10 +126,20 @@ def transfer_step(cfg: BenchConfig, device: str, method: str, data, x, y, idx):
     return lambda: learner.train_step(x, y, idx, 0, 0)
 
 # %% ../nbs/13_bench.ipynb #ca1e4c5f
+def _check_out(out: Path):
+    "Before any timing: `out` must be a file name, new or a benchmark's own results (kt_nb replaces no file it did not write)."
+    if out.is_dir(): raise ValueError(f"--out {out} is a folder: give a file name, e.g. {out/'bench.json'}")
+    if out.exists():
+        try: ours = 'ratios' in json.loads(out.read_text())
+        except (ValueError, UnicodeDecodeError, TypeError): ours = False
+        if not ours: raise ValueError(f"{out} exists and holds no benchmark results: kt_nb will not replace it; choose another file")
+
 def bench(cfg: BenchConfig | None = None, out: str | Path | None = None) -> dict:
     "Time every kind of step in one run; returns (and writes to `out` as JSON) the rows, the ratios and the settings."
     cfg = cfg or BenchConfig.for_device()
     if len(cfg.models) != 2: raise ValueError(f"bench compares a pair of models, got {cfg.models}")
+    if cfg.batch_size < 2: raise ValueError(f"batch_size={cfg.batch_size}: the models' batch norm needs 2 or more images per step")
+    if out is not None: _check_out(Path(out))
     device = resolve_device(cfg.device)
     data, x, y, idx = _synthetic_batch(cfg, device)
     kinds = [(f'{name} alone', lambda i=i: alone_step(_participants(cfg, device)[i], cfg, device, x, y))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_cli.ipynb #bff05852
 from __future__ import annotations
-import argparse, sys, time
+import argparse, os, signal, sys, threading, time
 from pathlib import Path
 
 import pandas as pd
@@ -23,18 +23,25 @@ def _positive(text: str) -> int:
     if value < 1: raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
+def _arm(text: str) -> str:
+    from kt_nb.experiment import method_arms
+    try: return method_arms([text])[0]
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
+
 def build_parser() -> argparse.ArgumentParser:
-    from kt_nb.roles import METHODS
     parser = argparse.ArgumentParser(prog='kt-nb', description='Knowledge transfer between pretrained models.')
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('--debug', action='store_true', help='on an error, the whole traceback (also KT_NB_DEBUG=1)')
     sub = parser.add_subparsers(dest='command', required=True)
-    demo = sub.add_parser('demo', help='run the embedded default transfer and print its result table')
+    add = lambda name, **kw: sub.add_parser(name, parents=[common], **kw)
+    demo = add('demo', help='run the embedded default transfer and print its result table')
     demo.add_argument('--quick', action='store_true', help='smoke-test size: one seed, one pair, a few hundred images')
     demo.add_argument('--seeds', type=_positive, help='number of seeds (default 3; 1 with --quick)')
     demo.add_argument('--out', type=Path, default=Path('runs/demo'), help='output folder (metrics.json, weights, ledgers)')
     demo.add_argument('--groups', type=_groups, nargs='+', metavar='A+B[+C]',
                       help="model groups, timm names joined by '+', ':scratch' for no pretrained weights")
-    demo.add_argument('--methods', nargs='+', choices=sorted(set(METHODS) - {'control', 'fantastic_gains'}),
-                      help='transfer arms besides control (default: bikd dml)')
+    demo.add_argument('--methods', nargs='+', type=_arm, metavar='METHOD',
+                      help="transfer arms besides control, method specs: bikd (bikd:gt_confidence), bikd:task_loss, dml, kd:0 (default: bikd dml)")
     demo.add_argument('--data', '--dataset', dest='data', metavar='SOURCE',
                       help='fashion_mnist (default) or digits; or your data: a folder with train/<class>/<image> (val/, test/ beside it), '
                            'a .csv/.parquet table of path,label[,split], a .tar of class folders, or a timm name (torch/cifar100, hfds/<id>)')
@@ -44,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help='leave unreadable image files out (listed in each run folder) instead of stopping at the first')
     demo.add_argument('--paper-gradients', action='store_true', help="don't detach the teacher (the paper's code)")
     demo.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
-    sweep = sub.add_parser('sweep', help='run every unfinished point of a sweep spec through papermill, then aggregate')
+    demo.add_argument('--overwrite', action='store_true', help='OUT holds another demo: move it aside (OUT-replaced-<time>) and start afresh')
+    sweep = add('sweep', help='run every unfinished point of a sweep spec through papermill, then aggregate')
     sweep.add_argument('spec', type=Path, help='YAML sweep spec (see sweeps/ and `runs`)')
     sweep.add_argument('--workers', type=_positive, default=1, help='points run at the same time (default 1)')
     sweep.add_argument('--out', type=Path, help="sweep folder (default: the spec's `out`, else runs/sweeps/<spec name>)")
@@ -52,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument('--report', action='store_true', help='also execute the report notebook into OUT/report.ipynb')
     sweep.add_argument('--data', metavar='SOURCE', help="the data set of every point, replacing the spec's (e.g. your ImageNet folder)")
     sweep.add_argument('--dry-run', action='store_true', help='check the spec and list its points, run nothing')
-    bench = sub.add_parser('bench', help="time the transfer step against each model alone and the paper's step")
+    sweep.add_argument('--overwrite', action='store_true', help='OUT holds another sweep: move it aside (OUT-replaced-<time>) and start afresh')
+    bench = add('bench', help="time the transfer step against each model alone and the paper's step")
     bench.add_argument('--models', nargs=2, metavar=('A', 'B'), help='timm names (default: ViT-B/16 and ViT-T/16 on GPU, Lite0 and Lite1 on CPU)')
     bench.add_argument('--img-size', type=_positive, help='input size in pixels')
     bench.add_argument('--batch-size', type=_positive, help='images per step')
@@ -63,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument('--channels-last', action=argparse.BooleanOptionalAction, help='channels-last models and batches (default: on GPU only)')
     bench.add_argument('--device', default='auto', help="'cpu', 'cuda' or 'auto'")
     bench.add_argument('--out', type=Path, default=Path('runs/bench.json'), help='where the results go as JSON')
-    loader = sub.add_parser('bench-loader', help="images/s of kt_nb's loader against timm's create_loader on a folder of yours")
+    loader = add('bench-loader', help="images/s of kt_nb's loader against timm's create_loader on a folder of yours")
     loader.add_argument('folder', type=Path, help='an image folder with train/<class>/<image>')
     loader.add_argument('--img-size', type=_positive, default=224, help='working size in pixels (default 224)')
     loader.add_argument('--batch-size', type=_positive, default=64, help='images per batch (default 64)')
@@ -82,7 +91,7 @@ def demo_command(args) -> int:
     if args.data is not None and args.data not in BUILTIN_SETS:   # your data: all of it (--quick: a few hundred), split as it comes
         overrides.update(n_train=DemoConfig.QUICK['n_train'] if args.quick else None, n_val=None, n_test=None)
     cfg = DemoConfig.quick(**overrides) if args.quick else DemoConfig(**overrides)
-    results = run_demo(cfg, args.out, progress=sys.stderr.isatty())
+    results = run_demo(cfg, args.out, progress=sys.stderr.isatty(), log=_log_lines(), overwrite=args.overwrite)
     for note in results['notes']: print(f"note: {note}")
     print(f"data: {results['data']} {results['sizes']}, {cfg.seeds} seed(s), {cfg.img_size} px, "
           f"stage 1 {cfg.stage1_epochs} epochs, stage 2 {cfg.epochs} epochs, teacher {'detached' if cfg.detach_teacher else 'not detached'}")
@@ -104,7 +113,8 @@ def sweep_command(args) -> int:
         print(f"{len(points)} points into {out}, data {points[0]['params']['dataset']}:")
         print(pd.DataFrame([{'point': p['name'], 'models': p['group'], 'arm': p['arm'], 'seed': p['seed']} for p in points]).to_string(index=False))
         return 0
-    table = sweep(spec, out, workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout)
+    table = sweep(spec, out, workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout, log=_log_lines(),
+                  overwrite=args.overwrite)
     done = table[table.status == 'done']
     if len(done) and 'model_1' in table:
         with pd.option_context('display.width', 250, 'display.max_columns', 30):
@@ -142,11 +152,33 @@ def bench_loader_command(args) -> int:
     print(decode_rates(args.folder).round(0).to_string())
     return 0
 
+def _log_lines():
+    "Off a terminal (a log file, CI, a job scheduler), one plain line per stage, arm or point on stderr; on one, the progress bars."
+    if sys.stderr.isatty(): return None
+    return lambda line: print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+def _interrupt(signum, frame): raise KeyboardInterrupt   # SIGTERM (a scheduler's stop) ends a run as Ctrl-C does
+
+def _one_line(error: Exception) -> str:
+    "The error's first line; its type too where the message alone does not say what went wrong."
+    text = (str(error).strip().splitlines() or [''])[0]
+    plain = isinstance(error, (ValueError, FileNotFoundError, RuntimeError, FloatingPointError)) and text
+    return text if plain else f"{type(error).__name__}: {text}".rstrip(': ')
+
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `kt-nb` console script."
+    "Entry point of the `kt-nb` console script: a user error ends in one line (exit 1; 2 for bad arguments), an interrupt in 130."
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get('KT_NB_DEBUG', '') not in ('', '0')
+    handles = threading.current_thread() is threading.main_thread()   # signals can be caught there only
+    previous = signal.signal(signal.SIGTERM, _interrupt) if handles else None
     try: return {'demo': demo_command, 'sweep': sweep_command, 'bench': bench_command,
                 'bench-loader': bench_loader_command}[args.command](args)
-    except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as e:
-        print(f"kt-nb {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"kt-nb {args.command}: interrupted; what finished is kept: the same command continues", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if debug: raise
+        print(f"kt-nb {args.command}: error: {_one_line(e)} (--debug shows where)", file=sys.stderr)
         return 1
+    finally:
+        if handles: signal.signal(signal.SIGTERM, previous)

@@ -5,8 +5,8 @@
 # %% ../nbs/07_demo.ipynb #5acfe2c7
 from __future__ import annotations
 import time, warnings
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import asdict, dataclass, field
+from typing import Callable, ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES, JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
 from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, parse_spec, stage1_weights,
-                              check_params, integer, number, choice, boolean, text, device)
+                              claim_folder, method_arms, check_params, integer, number, choice, boolean, text, device)
 
 # %% auto #0
 __all__ = ['STAGE1_SETTINGS', 'TRAIN_PARAMS', 'DemoConfig', 'parse_model', 'stage1', 'augment_for', 'load_participants',
@@ -99,20 +99,32 @@ def accuracy_rows(
                      'loss': f['loss'], 'taught': (taught or {}).get(name, np.nan)})
     return rows
 
-def run_demo(cfg: DemoConfig | None = None, out: str | Path = 'runs/demo', progress: bool = True) -> dict:
+def run_demo(
+    cfg: DemoConfig | None = None, out: str | Path = 'runs/demo',
+    progress: bool = True,                      # a progress bar (on a terminal)
+    log: Callable[[str], None] | None = None,   # called with one plain line per stage and arm
+    overwrite: bool = False,                    # move a folder that holds another demo aside (see `claim_folder`)
+) -> dict:
     "Run the embedded default experiment; returns (and writes to `out/metrics.json`) its results."
     cfg, out, started = cfg or DemoConfig(), Path(out), time.time()
     groups = ['+'.join(g) for g in cfg.groups]
     twice = sorted({g for g in groups if groups.count(g) > 1} | {'+'.join(g) for g in cfg.groups if len(set(g)) != len(g)})
     if twice: raise ValueError(f"group(s) {twice} repeat a group or a model: each would train the same thing twice and count it as two")
     for spec in cfg.models(): parse_model(spec)
+    method_arms(cfg.methods)
+    resolve_device(cfg.device)
+    identity = {k: v for k, v in asdict(cfg).items() if k not in ('device', 'workers')}   # where it runs changes no result
+    claim_folder(out, identity, grows=('seeds', 'methods'), overwrite=overwrite, record=False)   # refused before any work
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, fallback=True,
                             img_size=cfg.img_size, on_error=cfg.on_error)
     notes = [str(w.message) for w in caught]
     n_classes, test = data['train'].num_classes, data['test']
+    if claim_folder(out, identity, grows=('seeds', 'methods')) == 'extended' and log:
+        log(f"extending the demo in {out}: its finished arms are kept")
     weights = stage1(cfg, data, out/'stage1', progress=progress)
+    if log: log(f"stage 1: {len(weights)} models fine-tuned alone, {time.time() - started:.0f} s so far")
     start_models = load_participants(cfg.models(), weights, n_classes, cfg.img_size)
     start = predict(start_models, test, device=cfg.device, workers=cfg.workers)
     start_val = accuracies(predict(start_models, data['val'], device=cfg.device, workers=cfg.workers))
@@ -130,7 +142,7 @@ def run_demo(cfg: DemoConfig | None = None, out: str | Path = 'runs/demo', progr
         return accuracy_rows(learner.predict(test), start, val_acc, taught)
 
     arms = [Arm('control', cfg.models(), 'all')] + [Arm(m, g) for g in cfg.groups for m in cfg.methods]
-    runs = pd.DataFrame(rows + run_arms(arms, cfg.seeds, train, progress, 'demo arms'))
+    runs = pd.DataFrame(rows + run_arms(arms, cfg.seeds, train, progress, 'demo arms', log, headline='acc'))
     return finish_experiment(cfg, runs, summarize(runs), out, started, data=data['train'].name.split('/')[0], notes=notes,
                              sizes={k: len(v) for k, v in data.items()}, stage1={s: str(p.relative_to(out)) for s, p in weights.items()},
                              start_accuracy=accuracies(start),

@@ -15,13 +15,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .models import check_model_name
+from .roles import get_method
 from .storage import atomic_write, save_state
 
 # %% auto #0
 __all__ = ['IPYTHON_NAMES', 'integer', 'number', 'choice', 'boolean', 'text', 'device', 'given_params', 'check_params',
-           'TwoStageConfig', 'parse_spec', 'model_specs', 'arms_of', 'digest', 'stage1_files', 'stage1_weights', 'Arm',
-           'run_arms', 'paired_deltas', 'paired_summary', 'mean_sd', 'strict_json', 'write_metrics',
-           'finish_experiment']
+           'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms', 'FolderInUse', 'claim_folder', 'digest',
+           'stage1_files', 'stage1_weights', 'Arm', 'run_arms', 'paired_deltas', 'paired_summary', 'mean_sd',
+           'strict_json', 'write_metrics', 'finish_experiment']
 
 # %% ../nbs/06a_experiment.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -141,14 +142,50 @@ def model_specs(options: Sequence[str], what: str) -> Callable:
         return list(value)
     return check
 
-def arms_of(methods: dict) -> Callable:
-    "A check of a list of arms from `methods` besides the control, which always runs."
-    arms = sorted(set(methods) - {'control'})
-    def check(value):
-        if not isinstance(value, (list, tuple)) or not all(v in arms for v in value):
-            raise ValueError(f"must be a list of arms from {arms} (the control always runs), got {value!r}")
-        return list(value)
-    return check
+def method_arms(value):
+    "A check of a list of transfer arms, each a method spec (`roles.get_method`) that can train a pair; the control always runs."
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"must be a list of method specs ('bikd:task_loss', 'dml', ...), got {value!r}")
+    for spec in value:
+        if spec.partition(':')[0] == 'control': raise ValueError("lists the control, which always runs: name only the transfer arms")
+        get_method(spec).check(2)
+    return list(value)
+
+# %% ../nbs/06a_experiment.ipynb #a2fc997e
+class FolderInUse(ValueError):
+    "A run folder that holds another run (or files kt_nb did not write)."
+
+def _grew(before, now) -> bool:
+    "A list that kept all its items, or a number that did not fall."
+    if isinstance(before, list) and isinstance(now, list): return all(item in now for item in before)
+    return isinstance(before, (int, float)) and isinstance(now, (int, float)) and now >= before
+
+def claim_folder(
+    out: str | Path,              # the run folder
+    settings: dict,               # what the run is (JSON-able)
+    grows: Sequence[str] = (),    # settings that may grow in a later run: it then extends the folder
+    overwrite: bool = False,      # move a folder holding another run aside, and start afresh
+    record: bool = True,          # False: only check (and move aside); record when the run first writes
+) -> str:                         # 'new', 'same' (a rerun: it resumes) or 'extended'
+    "Record `settings` in `out/run.json`, or refuse, before any work, a folder that holds another run."
+    out, now = Path(out), json.loads(json.dumps(settings, default=str))
+    if overwrite and out.exists() and any(out.iterdir()):
+        out.rename(out.with_name(f"{out.name}-replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
+    if (out/'run.json').exists():
+        before = json.loads((out/'run.json').read_text())
+        if before == now: return 'same'
+        changed = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)}
+        if not all(k in grows and _grew(*v) for k, v in changed.items()):
+            raise FolderInUse(f"{out} holds another run; differences (there, now): {changed}. Use another folder, "
+                              "or overwrite (--overwrite) to move the old one aside")
+        status = 'extended'
+    elif out.exists() and any(out.iterdir()):
+        raise FolderInUse(f"{out} holds files but no kt_nb run: use another folder, or overwrite (--overwrite) to move them aside")
+    else: status = 'new'
+    if record:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out/'run.json', lambda p: p.write_text(json.dumps(now, indent=1)))
+    return status
 
 # %% ../nbs/06a_experiment.ipynb #cce75ff1
 def digest(obj, n: int = 8) -> str:
@@ -195,17 +232,27 @@ def run_arms(
     arms: list[Arm],
     seeds: int,                                  # seeds 0 .. seeds - 1
     train: Callable[[Arm, int], list[dict]],     # trains one arm for one seed; returns a row per model
-    progress: bool = True,
+    progress: bool = True,                       # a progress bar (on a terminal)
     desc: str = 'arms',
+    log: Callable[[str], None] | None = None,    # called with one plain line per arm (for logs and schedulers)
+    headline: str | None = None,                 # the rows' figure that line shows (acc, miou, cc)
 ) -> list[dict]:                                 # the rows, each with its arm's group and method and the seed
     "Every arm for every seed, seed by seed, each from `torch.manual_seed(seed)`."
-    rows = []
-    with tqdm(total=seeds * len(arms), desc=desc, disable=not progress) as bar:
+    rows, total, began = [], seeds * len(arms), time.time()
+    with tqdm(total=total, desc=desc, disable=not progress) as bar:
         for seed in range(seeds):
             for arm in arms:
                 torch.manual_seed(seed)
-                rows += [{'group': arm.group, 'method': arm.method, 'seed': seed, **row} for row in train(arm, seed)]
+                arm_began = time.time()
+                done = [{'group': arm.group, 'method': arm.method, 'seed': seed, **row} for row in train(arm, seed)]
+                rows += done
                 bar.update()
+                if log is not None:
+                    finished = seed * len(arms) + arms.index(arm) + 1
+                    figures = ', '.join(f"{r['model']} {r[headline]:.3f}" for r in done) if headline else ''
+                    left = (time.time() - began) / finished * (total - finished)
+                    log(f"{desc} {finished}/{total}: seed {seed} {arm.group} {arm.method} in {time.time() - arm_began:.0f} s"
+                        f"{f'; {headline} ' + figures if figures else ''}; about {left:.0f} s left")
     return rows
 
 # %% ../nbs/06a_experiment.ipynb #84b6e498

@@ -176,8 +176,10 @@ def eval_mode(*models: nn.Module):
         for m, mode in zip(models, modes): m.train(mode)
 
 def resolve_device(device: str, gpu: str = 'cuda') -> str:
-    "'auto' -> `gpu` where a GPU is visible, else 'cpu'; any other device as torch spells it."
+    "'auto' -> `gpu` where a GPU is visible, else 'cpu'; any other device as torch spells it, a GPU only where one is visible."
     if device == 'auto': return gpu if torch.cuda.is_available() else 'cpu'
+    if str(device).startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked but no GPU is visible here; use 'auto' (a GPU where there is one) or 'cpu'")
     return str(torch.device(device))
 
 def resolve_precision(precision: str, device: str) -> str:

@@ -9,9 +9,9 @@ from torch import Tensor
 from .tasks import Task
 
 # %% auto #0
-__all__ = ['NOBODY', 'EVERYONE', 'ROLE_RULES', 'METHODS', 'pick_teacher', 'register_rule', 'gt_confidence', 'task_loss_rule',
-           'max_confidence', 'get_rule', 'Method', 'BiKD', 'DML', 'Control', 'KD', 'FantasticGains', 'get_method',
-           'teaching_matrix']
+__all__ = ['NOBODY', 'EVERYONE', 'ROLE_RULES', 'METHODS', 'METHOD_OPTIONS', 'pick_teacher', 'register_rule', 'gt_confidence',
+           'task_loss_rule', 'max_confidence', 'get_rule', 'Method', 'BiKD', 'DML', 'Control', 'KD', 'FantasticGains',
+           'get_method', 'teaching_matrix']
 
 # %% ../nbs/03_roles.ipynb #c8d3ae91
 NOBODY, EVERYONE = -1, -2
@@ -69,6 +69,10 @@ class Method:
         "(batch,) teacher index per sample, or NOBODY / EVERYONE."
         raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}()"
+    @property
+    def spec(self) -> str:
+        "The method as one string, `get_method`'s input: 'dml', 'bikd:task_loss', 'kd:1'."
+        return self.name
 
 def _constant(outputs: list[Tensor], value: int) -> Tensor:
     return torch.full((outputs[0].shape[0],), value, dtype=torch.long, device=outputs[0].device)
@@ -79,6 +83,8 @@ class BiKD(Method):
     def __init__(self, rule: str = 'gt_confidence'): self.rule, self.score = rule, get_rule(rule)
     def teachers(self, outputs, target, task): return pick_teacher(self.score(outputs, target, task))
     def __repr__(self): return f"BiKD(rule={self.rule!r})"
+    @property
+    def spec(self) -> str: return f"bikd:{self.rule}"
 
 class DML(Method):
     "Deep mutual learning: every model teaches every other on every sample."
@@ -102,6 +108,8 @@ class KD(Method):
     def trainable(self, n): return [i != self.teacher for i in range(n)]
     def teachers(self, outputs, target, task): return _constant(outputs, self.teacher)
     def __repr__(self): return f"KD(teacher={self.teacher})"
+    @property
+    def spec(self) -> str: return f"kd:{self.teacher}"
 
 class FantasticGains(Method):
     "Roth et al.'s KL+DP: participants [student, teacher]; per sample the student follows the teacher or its own frozen start."
@@ -116,9 +124,18 @@ class FantasticGains(Method):
 
 METHODS = {m.name: m for m in (BiKD, DML, Control, KD, FantasticGains)}
 
-def get_method(name: str, **kwargs) -> Method:
-    "The method registered as `name`, built with `kwargs` (e.g. `rule=` for bikd, `teacher=` for kd)."
+METHOD_OPTIONS = {'bikd': 'rule', 'kd': 'teacher'}   # the one option a spec's ':' sets
+
+def get_method(
+    spec: str,   # a registered name, or 'name:option': 'bikd:task_loss' (the rule), 'kd:1' (the teacher's index)
+    **kwargs,    # options by name instead (rule=, teacher=)
+) -> Method:
+    "The method a spec names, with its options: one vocabulary for every task, the sweep runner and the command line."
+    name, _, option = spec.partition(':')
     if name not in METHODS: raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
+    if option:
+        if name not in METHOD_OPTIONS: raise ValueError(f"method {name!r} takes no option, got {spec!r}")
+        kwargs[METHOD_OPTIONS[name]] = int(option) if name == 'kd' and option.isdigit() else option
     return METHODS[name](**kwargs)
 
 # %% ../nbs/03_roles.ipynb #8cfd2805

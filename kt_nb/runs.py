@@ -16,7 +16,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .storage import atomic_write
-from .experiment import digest, mean_sd, paired_deltas, paired_summary
+from .experiment import claim_folder, digest, mean_sd, paired_deltas, paired_summary
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS', 'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS',
@@ -161,8 +161,10 @@ def sweep(
     spec: str | Path | dict,      # a YAML sweep spec, or its dict
     out: str | Path | None = None,  # sweep folder (default: the spec's `out`, else runs/sweeps/<spec name>)
     workers: int = 1,             # points run at the same time
-    progress: bool = True,        # a progress bar over points
+    progress: bool = True,        # a progress bar over points (on a terminal)
     timeout: float | None = None, # seconds per point
+    log: Callable[[str], None] | None = None,  # called with one plain line per finished point
+    overwrite: bool = False,      # move a folder that holds another sweep aside (see `claim_folder`)
 ) -> pd.DataFrame:                # one row per point (`aggregate`)
     "Run every unfinished point of a sweep through papermill, then gather all points into one table."
     if workers < 1: raise ValueError(f"workers must be >= 1, got {workers}")
@@ -171,7 +173,9 @@ def sweep(
     spec = load_spec(spec)
     out = Path(out or spec.get('out') or Path('runs')/'sweeps'/name).resolve()
     points = expand(spec)
-    out.mkdir(parents=True, exist_ok=True)
+    identity = {'notebook': str(spec['notebook']), 'points': [p['name'] for p in points]}
+    if claim_folder(out, identity, grows=('points',), overwrite=overwrite) == 'extended' and log:
+        log(f"extending the sweep in {out}: its finished points are kept")
     atomic_write(out/'sweep.yaml', lambda p: p.write_text(yaml.safe_dump(
         {**spec, 'notebook': str(spec['notebook']), 'out': str(out)}, sort_keys=False)))
     atomic_write(out/'points.json', lambda p: p.write_text(json.dumps(points, indent=1, default=str)))
@@ -190,11 +194,21 @@ def sweep(
         _log(out, point=point['name'], event=status, seconds=round(time.time() - began, 1))
         return status
 
-    with tqdm(total=len(points), initial=len(points) - len(todo), desc='sweep points', disable=not progress) as bar, \
-         ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in as_completed([pool.submit(one, p) for p in todo]):
-            future.result()
-            bar.update()
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        with tqdm(total=len(points), initial=len(points) - len(todo), desc='sweep points', disable=not progress) as bar:
+            futures = {pool.submit(one, p): p['name'] for p in todo}
+            for finished, future in enumerate(as_completed(futures), 1):
+                status = future.result()
+                bar.update()
+                if log: log(f"point {finished}/{len(todo)} {futures[future]}: {status}; "
+                            f"about {(time.time() - started) / finished * (len(todo) - finished):.0f} s left")
+    except KeyboardInterrupt:   # Ctrl-C or SIGTERM: no queued point starts, running ones end, the table keeps what finished
+        _log(out, event='interrupted')
+        pool.shutdown(wait=True, cancel_futures=True)
+        aggregate(out)
+        raise
+    pool.shutdown()
     table = aggregate(out)
     _log(out, event='end', seconds=round(time.time() - started, 1), done=int((table.status == 'done').sum()),
          failed=int((table.status == 'failed').sum()))

@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader
 from .models import Participant, eval_mode, resolve_device
 from .learner import JointLearner
 from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, stage1_weights,
-                              check_params, model_specs, arms_of, integer, number, boolean, text, device)
-from .segmentation import SEG_METHODS, SegMetrics, SegSet, Segmentation, seg_method, show_canvases, synthetic_segmentation
+                              check_params, model_specs, method_arms, integer, number, boolean, text, device)
+from .roles import get_method
+from .segmentation import SegMetrics, SegSet, Segmentation, show_canvases, synthetic_segmentation
 from .segmenters import SEG_DECODERS, seg_participant
 
 # %% auto #0
@@ -63,7 +64,7 @@ def teacher_map(
 ) -> Tensor:              # (B, H, W) index of the teaching participant, NOBODY on ignored pixels
     "Who teaches each pixel under the per-pixel rule."
     with eval_mode(*(p.model for p in participants)):
-        return seg_method('per_pixel').teachers([p(x) for p in participants], y, task)
+        return get_method('bikd:gt_confidence').teachers([p(x) for p in participants], y, task)
 
 def teaching_maps(participants: list[Participant], data: SegSet, indices: list[int], scale: int = 3) -> tuple[Image.Image, pd.DataFrame]:
     "Canvases, labels and teacher maps in three rows, and each participant's share of each canvas's pixels."
@@ -100,7 +101,7 @@ class SegConfig(TwoStageConfig):
     "Settings of the segmentation experiment on the synthetic set."
     models: list[tuple[str, str]] = field(default_factory=lambda: [
         ('tf_efficientnet_lite0', 'fpn'), ('tf_efficientnet_lite1', 'deeplabv3plus')])   # (timm name, decoder)
-    methods: list[str] = field(default_factory=lambda: ['per_image', 'per_pixel', 'dml'])  # arms besides control
+    methods: list[str] = field(default_factory=lambda: ['bikd:task_loss', 'bikd:gt_confidence', 'dml'])  # arms besides control: per image, per pixel
     n_train: int = 320
     n_test: int = 256
     size: int = 64
@@ -129,7 +130,7 @@ _METRICS = ('miou', 'pixel_acc', 'mean_acc', 'fw_iou')
 def run_segmentation(cfg: SegConfig | None = None, out: str | Path = 'runs/segmentation', progress: bool = True) -> dict:
     "Stage 1, then control and each method for every seed; returns (and writes to `out/metrics.json`) the results."
     cfg, out, started = cfg or SegConfig(), Path(out), time.time()
-    for m in cfg.methods: seg_method(m)   # unknown arms fail before any work
+    method_arms(cfg.methods)   # unknown arms fail before any work
     data = synthetic_segmentation(cfg.n_train, 16, cfg.n_test, cfg.size, seed=cfg.data_seed)
     task = Segmentation(data['train'].num_classes)
     weights, reused = seg_stage1(cfg, data, out, progress)
@@ -140,7 +141,7 @@ def run_segmentation(cfg: SegConfig | None = None, out: str | Path = 'runs/segme
 
     def train(arm: Arm, seed: int) -> list[dict]:
         began = time.time()
-        learner = JointLearner(from_stage1(), data['train'], method=seg_method(arm.method), task=task,
+        learner = JointLearner(from_stage1(), data['train'], method=arm.method, task=task,
                                detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                                seed=seed, device=cfg.device, progress=False)
         learner.fit()
@@ -175,7 +176,7 @@ def seg_report_table(results: dict) -> pd.DataFrame:
 
 # %% ../nbs/09c_seg_experiment.ipynb #19c80f0e
 SEG_PARAMS = {
-    'models': model_specs(tuple(SEG_DECODERS), 'decoder'), 'methods': arms_of(SEG_METHODS), 'seeds': integer(1),
+    'models': model_specs(tuple(SEG_DECODERS), 'decoder'), 'methods': method_arms, 'seeds': integer(1),
     'n_train': integer(2), 'n_test': integer(1), 'size': integer(16), 'batch_size': integer(2),
     'stage1_epochs': integer(1), 'stage1_lr': number(positive=True), 'epochs': integer(1), 'lr': number(positive=True),
     'detach_teacher': boolean, 'data_seed': integer(0), 'threads': integer(0), 'device': device, 'out': text,

@@ -13,11 +13,10 @@ from torch import Tensor
 
 from .data import FASHION_CLASSES, ImageSet, load_fashion_mnist
 from .tasks import Task
-from .roles import BiKD, Control, DML, Method
 
 # %% auto #0
-__all__ = ['SEG_METHODS', 'SEG_FASHION_CLASSES', 'SegMetrics', 'check_label_range', 'seg_metrics', 'Segmentation', 'seg_method',
-           'SegSet', 'texture', 'synthetic_segmentation', 'label_colours', 'show_canvases']
+__all__ = ['SEG_FASHION_CLASSES', 'SegMetrics', 'check_label_range', 'seg_metrics', 'Segmentation', 'SegSet', 'texture',
+           'synthetic_segmentation', 'label_colours', 'show_canvases']
 
 # %% ../nbs/09_segmentation.ipynb #5e900006
 class SegMetrics:
@@ -140,14 +139,6 @@ class Segmentation(Task):
         "(B, H, W) 1.0 where the pixel's class is right, 0.0 where wrong, NaN where unlabelled."
         right = (self.align(output, target).argmax(1) == target).float()
         return right.masked_fill(~self.valid(target), float('nan'))
-
-SEG_METHODS = {'per_image': lambda: BiKD(rule='task_loss'), 'per_pixel': lambda: BiKD(rule='gt_confidence'),
-               'dml': DML, 'control': Control}
-
-def seg_method(name: str) -> Method:
-    "The segmentation arms by name: `per_image` (the paper's), `per_pixel`, `dml`, `control`."
-    if name not in SEG_METHODS: raise ValueError(f"unknown segmentation method {name!r}; choose from {sorted(SEG_METHODS)}")
-    return SEG_METHODS[name]()
 
 # %% ../nbs/09_segmentation.ipynb #5e900018
 @dataclass(repr=False)

@@ -20,20 +20,20 @@ from torch.utils.data import DataLoader
 
 from .models import Participant, Preprocess, create_encoder, eval_mode, load_weights, resolve_device
 from .storage import save_state
-from .roles import BiKD, DML, Control, Method, pick_teacher, task_loss_rule
+from .roles import pick_teacher, task_loss_rule
 from .learner import JointLearner
 from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment,
-                              check_params, model_specs, arms_of, integer, number, boolean, text, device)
+                              check_params, model_specs, method_arms, integer, number, boolean, text, device)
 from .seg_experiment import taught_shares
 from .saliency import Saliency, resize_map, cc, saliency_metrics
 from .clips import ClipSet, overlay_map, clip_windows, synthetic_splits, show_clip
 
 # %% auto #0
-__all__ = ['TEMPORAL', 'SALIENCY_METRICS', 'VIDEO_METHODS', 'VIDEO_PARAMS', 'conv3d_block', 'conv2d_block', 'Conv3dFusion',
-           'TemporalAttention', 'AttentionFusion', 'VideoSaliencyNet', 'create_saliency_model', 'saliency_participant',
-           'predict_logits', 'predict_maps', 'evaluate_saliency', 'video_method', 'clip_teachers', 'VideoConfig',
-           'run_video_saliency', 'summarize_video', 'video_report_table', 'temporal_table', 'check_video_params',
-           'saliency_panel', 'explore_saliency', 'video_saliency', 'overlay_video']
+__all__ = ['TEMPORAL', 'SALIENCY_METRICS', 'VIDEO_PARAMS', 'conv3d_block', 'conv2d_block', 'Conv3dFusion', 'TemporalAttention',
+           'AttentionFusion', 'VideoSaliencyNet', 'create_saliency_model', 'saliency_participant', 'predict_logits',
+           'predict_maps', 'evaluate_saliency', 'clip_teachers', 'VideoConfig', 'run_video_saliency', 'summarize_video',
+           'video_report_table', 'temporal_table', 'check_video_params', 'saliency_panel', 'explore_saliency',
+           'video_saliency', 'overlay_video']
 
 # %% ../nbs/16_video_saliency.ipynb #0d60e873
 def conv3d_block(cin: int, cout: int) -> nn.Sequential:
@@ -179,13 +179,6 @@ def evaluate_saliency(
     return pd.DataFrame(rows)
 
 # %% ../nbs/16_video_saliency.ipynb #c2af6819
-VIDEO_METHODS = {'paper': lambda: BiKD(rule='task_loss'), 'dml': DML, 'control': Control}
-
-def video_method(name: str) -> Method:
-    "The video saliency arms by name: `paper` (per clip by `KLD - CC`), `dml`, `control`."
-    if name not in VIDEO_METHODS: raise ValueError(f"unknown video saliency method {name!r}; choose from {sorted(VIDEO_METHODS)}")
-    return VIDEO_METHODS[name]()
-
 def clip_teachers(participants: list[Participant], clips: Tensor, target: Tensor) -> Tensor:   # (B,) teaching participant
     "Who teaches each clip now, by the paper's rule (models in eval mode)."
     return pick_teacher(task_loss_rule(list(predict_logits(participants, clips).values()), target, Saliency()))
@@ -196,7 +189,7 @@ class VideoConfig(TwoStageConfig):
     "Settings of the video saliency experiment on synthetic clips."
     models: list[tuple[str, str]] = field(default_factory=lambda: [
         ('tf_efficientnet_lite0', 'conv3d'), ('tf_efficientnet_lite1', 'attention')])   # (timm name, temporal fusion)
-    methods: list[str] = field(default_factory=lambda: ['paper', 'dml'])   # arms besides control
+    methods: list[str] = field(default_factory=lambda: ['bikd:task_loss', 'dml'])   # arms besides control: the paper's, per clip by KLD - CC
     n_train_videos: int = 40
     n_test_videos: int = 12
     frames_per_video: int = 12
@@ -224,7 +217,7 @@ def _scores(participants: list[Participant], data: ClipSet, **row) -> list[dict]
 def run_video_saliency(cfg: VideoConfig | None = None, out: str | Path = 'runs/video_saliency', progress: bool = True) -> dict:
     "Stage 1 (every model alone, and the single-frame twin), then control and each method per seed; writes `out/metrics.json`."
     cfg, out, started = cfg or VideoConfig(), Path(out), time.time()
-    for m in cfg.methods: video_method(m)   # unknown arms fail before any work
+    method_arms(cfg.methods)   # unknown arms fail before any work
     if cfg.frames_per_video < cfg.clip_length:
         raise ValueError(f"frames_per_video={cfg.frames_per_video} is shorter than a clip (clip_length={cfg.clip_length})")
     if cfg.n_test_videos < 2: raise ValueError("n_test_videos must be at least 2: shuffled AUC draws its negatives from other videos")
@@ -244,7 +237,7 @@ def run_video_saliency(cfg: VideoConfig | None = None, out: str | Path = 'runs/v
             if (name, temporal) != twin: stage1[seed, p.name] = save_state(p.model.state_dict(), out/'stage1'/f'seed{seed}'/f'{p.name}.safetensors')
             return rows
         pair = [_video_participant(cfg, n, t, weights=stage1[seed, f'{n}-{t}']) for n, t in cfg.models]
-        learner = JointLearner(pair, data['train'], method=video_method(arm.method), task=Saliency(),
+        learner = JointLearner(pair, data['train'], method=arm.method, task=Saliency(),
                                detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                                seed=seed, device=cfg.device, progress=False)
         learner.fit()
@@ -282,7 +275,7 @@ def temporal_table(results: dict) -> pd.DataFrame:
 
 # %% ../nbs/16_video_saliency.ipynb #94c3d801
 VIDEO_PARAMS = {
-    'models': model_specs(TEMPORAL, 'temporal fusion'), 'methods': arms_of(VIDEO_METHODS), 'seeds': integer(1),
+    'models': model_specs(TEMPORAL, 'temporal fusion'), 'methods': method_arms, 'seeds': integer(1),
     'n_train_videos': integer(1), 'n_test_videos': integer(2), 'frames_per_video': integer(1), 'clip_length': integer(1),
     'size': integer(16), 'img_size': integer(16), 'batch_size': integer(2), 'stage1_epochs': integer(1),
     'stage1_lr': number(positive=True), 'epochs': integer(1), 'lr': number(positive=True), 'detach_teacher': boolean,

@@ -241,11 +241,11 @@ torch.set_num_threads(1)
 from kt_nb.clips import synthetic_splits
 from kt_nb.learner import JointLearner
 from kt_nb.saliency import Saliency
-from kt_nb.video import saliency_participant, video_method, explore_saliency
+from kt_nb.video import saliency_participant, explore_saliency
 torch.manual_seed(0)
 clips = synthetic_splits(6, 0, 1, frames_per_video=6, clip_length=4, size=32)
 pair = [saliency_participant('tf_efficientnet_lite0', 'conv3d', img_size=48), saliency_participant('tf_efficientnet_lite1', 'attention', img_size=48)]
-run = JointLearner(pair, clips['train'], method=video_method('paper'), task=Saliency(), epochs=2, lr=3e-3, batch_size=9, progress=False)
+run = JointLearner(pair, clips['train'], method='bikd:task_loss', task=Saliency(), epochs=2, lr=3e-3, batch_size=9, progress=False)
 run.fit()
 print('setup done', len(clips['train']), 'clips')'''
 CLIP_SHOW = "explore_saliency(pair, clips['train'], run.ledger.to_frame())"

@@ -1,4 +1,5 @@
 "The `kt-nb` console script as a user runs it."
+import hashlib
 import json
 import subprocess
 import sys
@@ -24,6 +25,13 @@ def test_demo_quick_writes_metrics(tmp_path):
     assert 'bikd − control' in result.stdout and 'wall time' in result.stdout
     assert (tmp_path / 'd' / metrics['stage1']['tf_efficientnet_lite0']).is_file()   # kept below d/stage1, per setting
     assert metrics['stage1']['tf_efficientnet_lite0'].startswith('stage1/')
+    assert 'stage 1: 2 models fine-tuned alone' in result.stderr and 'demo arms 3/3: seed 0 ' in result.stderr   # progress, off a terminal
+    # the same folder with other settings: refused before any work, and no byte of the first run changes
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / 'd').rglob('*') if p.is_file()}
+    again = run('demo', '--quick', '--data', 'digits', '--out', str(tmp_path / 'd'))
+    assert again.returncode == 1 and 'holds another run' in again.stderr and "'dataset': ('fashion_mnist', 'digits')" in again.stderr, again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1, again.stderr   # one line, no traceback
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / 'd').rglob('*') if p.is_file()} == before
 
 
 def test_bad_arguments_fail_before_work(tmp_path):
@@ -64,3 +72,31 @@ def test_bench_prints_its_table_and_writes_json(tmp_path):
     assert 'transfer / sum of alone:' in result.stdout
     saved = json.loads((tmp_path / 'bench.json').read_text())
     assert len(saved['rows']) == 5 and all(r['img_per_s'] > 0 and r['tflops'] > 0 for r in saved['rows'])
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    plain = run('demo', '--quick', '--data', str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'a'))
+    assert plain.returncode == 1 and plain.stderr.strip().count('\n') == 0, plain.stderr
+    assert 'no data set' in plain.stderr and '--debug shows where' in plain.stderr
+    assert not (tmp_path / 'a').exists()   # a run that cannot start claims no folder
+    debug = run('demo', '--quick', '--debug', '--data', str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'a'))
+    assert debug.returncode == 1 and 'Traceback' in debug.stderr and 'FileNotFoundError' in debug.stderr
+    usage = run('demo', '--seeds', '0')
+    assert usage.returncode == 2 and 'positive integer' in usage.stderr   # bad arguments: exit 2
+
+
+def test_bench_and_device_mistakes_are_refused_before_work(tmp_path):
+    "Each case once wasted minutes or lost a file; each now ends at once, in one line, and writes nothing."
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('my notes')
+    tiny = ['bench', '--device', 'cpu', '--models', 'test_efficientnet', 'test_vit', '--img-size', '32', '--steps', '1', '--warmup', '1']
+    cases = [(tiny + ['--out', str(tmp_path)], 'is a folder: give a file name'),
+             (tiny + ['--out', str(notes)], 'holds no benchmark results'),
+             (tiny + ['--batch-size', '1', '--out', str(tmp_path / 'b.json')], 'batch norm needs 2 or more'),
+             (['demo', '--quick', '--device', 'cuda', '--out', str(tmp_path / 'd')], 'no GPU is visible here'),
+             (['bench', '--device', 'cuda', '--out', str(tmp_path / 'c.json')], 'no GPU is visible here')]
+    import torch
+    for args, message in cases[:3] + ([] if torch.cuda.is_available() else cases[3:]):
+        result = run(*args)
+        assert result.returncode == 1 and message in result.stderr and result.stderr.count('\n') == 1, (args, result.stderr)
+    assert notes.read_text() == 'my notes' and sorted(p.name for p in tmp_path.iterdir()) == ['notes.txt']

@@ -1,4 +1,5 @@
 "Sweeps through the real `papermill` command: a 2 x 2 x 2 grid on the CPU, killed halfway and resumed; bad parameters."
+import hashlib
 import json
 import os
 import signal
@@ -128,3 +129,37 @@ def test_parameters_cell_survives_nbdev_clean(tmp_path, notebook):
     subprocess.run([str(BIN/'nbdev-clean'), '--fname', str(copy)], check=True, cwd=ROOT, timeout=120)
     tagged = [c for c in json.loads(copy.read_text())['cells'] if 'parameters' in c['metadata'].get('tags', [])]
     assert len(tagged) == 1
+
+
+SLOW = {'cells': [
+    {'id': 'params', 'cell_type': 'code', 'metadata': {'tags': ['parameters']}, 'outputs': [], 'execution_count': None,
+     'source': 'x = 0\nout = ""\nstage1_dir = ""'},
+    {'id': 'work', 'cell_type': 'code', 'metadata': {}, 'outputs': [], 'execution_count': None,
+     'source': 'import json, pathlib, time\ntime.sleep(3)\npathlib.Path(out, "metrics.json").write_text(json.dumps({"x": x}))'}],
+    'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'python3', 'language': 'python'}}, 'nbformat': 4, 'nbformat_minor': 5}
+
+
+def test_interrupted_sweep_keeps_what_finished_and_continues(tmp_path):
+    "SIGINT (or SIGTERM) stops the queue, lets the running point end, writes the table of what finished and exits 130."
+    (tmp_path/'slow.ipynb').write_text(json.dumps(SLOW))
+    spec, out = tmp_path/'slow.yaml', tmp_path/'sweep'
+    spec.write_text("notebook: slow.ipynb\ngrid:\n  x: [0, 1, 2, 3, 4]\n")
+    cmd = [str(BIN/'kt-nb'), 'sweep', str(spec), '--out', str(out)]
+    first = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(out.glob('*/metrics.json')) and first.poll() is None and time.time() < deadline: time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    stdout, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130 and 'interrupted' in stderr, stderr[-2000:]
+    table = pd.read_csv(out/'results.csv')
+    done = table.point[table.status == 'done'].tolist()
+    assert 1 <= len(done) < 5, table.status.tolist()
+    second = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and '5 of 5 points done' in second.stdout, second.stderr[-2000:]
+    assert 'point 1/' in second.stderr   # one plain line per point off a terminal
+    # another spec into the same folder: refused before any work, and no byte of the sweep changes
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob('*') if p.is_file()}
+    spec.write_text("notebook: slow.ipynb\ngrid:\n  x: [7, 8]\n")
+    third = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=120)
+    assert third.returncode == 1 and 'holds another run' in third.stderr, third.stderr
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob('*') if p.is_file()} == before
