@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 def demo_command(args) -> int:
-    from kt_nb.demo import DemoConfig, run_demo, report_table
+    from kt_nb.demo import DemoConfig, run_demo, report_table, claims
     from kt_nb.data import BUILTIN_SETS
     overrides = {k: v for k, v in dict(seeds=args.seeds, groups=args.groups, methods=args.methods, dataset=args.data,
                                        img_size=args.img_size, device=args.device).items() if v is not None}
@@ -100,6 +100,7 @@ def demo_command(args) -> int:
         print(report_table(results).to_string())
         print("\nComplementary knowledge at the start (% of test samples the row model gets right and the column model wrong):")
         print((pd.DataFrame(results['complementary_knowledge']) * 100).round(1).to_string())
+    if claims(results): print("\nEach arm against its control:", *claims(results), sep='\n  ')
     print(f"\nwall time {results['wall_time_s']:.0f} s; results in {args.out / 'metrics.json'}")
     return 0
 

@@ -19,11 +19,11 @@ from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES, JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
 from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, parse_spec, stage1_weights,
-                              claim_folder, method_arms, check_params, integer, number, choice, boolean, text, device)
+                              claim_folder, method_arms, paired_flips, verdict, check_params, integer, number, choice, boolean, text, device)
 
 # %% auto #0
 __all__ = ['STAGE1_SETTINGS', 'TRAIN_PARAMS', 'DemoConfig', 'parse_model', 'stage1', 'augment_for', 'load_participants',
-           'accuracy_rows', 'run_demo', 'summarize', 'report_table', 'method_for', 'check_train_params',
+           'accuracy_rows', 'run_demo', 'summarize', 'report_table', 'claims', 'method_for', 'check_train_params',
            'start_participants', 'run_metrics']
 
 # %% ../nbs/07_demo.ipynb #7ed2154d
@@ -129,6 +129,7 @@ def run_demo(
     start = predict(start_models, test, device=cfg.device, workers=cfg.workers)
     start_val = accuracies(predict(start_models, data['val'], device=cfg.device, workers=cfg.workers))
     rows = [{'group': 'all', 'method': 'start', 'seed': -1, **r} for r in accuracy_rows(start, start, start_val)]
+    control_correct = {}   # (seed, model) -> the control's per-sample correctness: each arm's flips against it
 
     def train(arm: Arm, seed: int) -> list[dict]:
         learner = JointLearner(load_participants(list(arm.models), weights, n_classes, cfg.img_size), data['train'], data['val'],
@@ -139,7 +140,13 @@ def run_demo(
         last = learner.fit(resume=True).iloc[-1]   # a rerun continues where a stopped demo left off
         val_acc = {s: last[f'val_acc_{s}'] for s in arm.models}
         taught = {s: last.get(f'taught_{s}', np.nan) for s in arm.models} if arm.method != 'control' else None
-        return accuracy_rows(learner.predict(test), start, val_acc, taught)
+        final = learner.predict(test)
+        rows = accuracy_rows(final, start, val_acc, taught)
+        for r in rows:   # the control runs first in every seed
+            correct = final[f"correct_{r['model']}"].values
+            if arm.method == 'control': control_correct[seed, r['model']] = correct
+            r['better'], r['worse'] = paired_flips(correct, control_correct[seed, r['model']])
+        return rows
 
     arms = [Arm('control', cfg.models(), 'all')] + [Arm(m, g) for g in cfg.groups for m in cfg.methods]
     runs = pd.DataFrame(rows + run_arms(arms, cfg.seeds, train, progress, 'demo arms', log, headline='acc'))
@@ -155,7 +162,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 def report_table(results: dict) -> pd.DataFrame:
     "One row per (group, model): test accuracy (%) at start, after control and each method; deltas in points."
-    summary = pd.DataFrame(results['summary']).set_index(['group', 'model', 'method']).apply(pd.to_numeric)
+    summary = pd.DataFrame(results['summary']).set_index(['group', 'model', 'method']).astype(float)   # null (one seed) -> NaN
     start, methods = results['start_accuracy'], results['settings']['methods']
     rows = []
     for group in summary.index.get_level_values('group').unique():
@@ -167,12 +174,25 @@ def report_table(results: dict) -> pd.DataFrame:
                 r = summary.loc[(group, model, m)]
                 row[m] = mean_sd(r.acc, r.acc_sd)
                 row[f'{m} − control'] = mean_sd(r.vs_control, r.vs_control_sd, signed=True)
+                if 'vs_control_lo' in r:   # results since intervals and the paired test were kept
+                    row[f'{m} − control, 95 %'] = '' if pd.isna(r.vs_control_lo) else f"[{r.vs_control_lo * 100:+.2f}, {r.vs_control_hi * 100:+.2f}]"
+                    row[f'{m} vs control'] = f"{verdict(r.vs_control_lo, r.vs_control_hi, r.p_mcnemar)} (p {r.p_mcnemar:.2g}, {r.better:.0f}/{r.worse:.0f})"
                 row[f'{m} − start'] = mean_sd(r.vs_start, signed=True)
                 row[f'{m} gain/loss'] = f"{r.gain * 100:.1f}/{r.loss * 100:.1f}"
                 shares = summary.loc[group].xs(m, level='method').taught   # zero for all when everyone teaches (dml)
                 if shares.fillna(0).sum() > 0: row[f'taught in {m}'] = f"{r.taught * 100:.0f}%"
             rows.append(row)
     return pd.DataFrame(rows).set_index(['group', 'model'])
+
+def claims(results: dict) -> list[str]:
+    "Each transfer arm against its control, in one sentence worded by its 95 % interval and its paired test."
+    summary = pd.DataFrame(results['summary'])
+    if 'vs_control_lo' not in summary: return []   # results from before intervals and the paired test were kept
+    arms, seeds = summary[~summary.method.isin(['start', 'control'])].fillna(np.nan), results['settings']['seeds']
+    interval = lambda r: '' if pd.isna(r.vs_control_lo) else f"95 % interval {r.vs_control_lo * 100:+.2f} to {r.vs_control_hi * 100:+.2f}; "
+    return [f"{r.method} in {r.group}: {r.model} {verdict(r.vs_control_lo, r.vs_control_hi, r.p_mcnemar)}, "
+            f"{r.vs_control * 100:+.2f} points ({interval(r)}{r.better:.0f} test images better and {r.worse:.0f} worse "
+            f"over {seeds} seed{'s' if seeds > 1 else ''}, McNemar p = {r.p_mcnemar:.2g})" for r in arms.itertuples()]
 
 # %% ../nbs/07_demo.ipynb #9289b8c9
 def _models(value):

@@ -21,8 +21,8 @@ from .storage import atomic_write, save_state
 # %% auto #0
 __all__ = ['IPYTHON_NAMES', 'integer', 'number', 'choice', 'boolean', 'text', 'device', 'given_params', 'check_params',
            'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms', 'FolderInUse', 'claim_folder', 'digest',
-           'stage1_files', 'stage1_weights', 'Arm', 'run_arms', 'paired_deltas', 'paired_summary', 'mean_sd',
-           'strict_json', 'write_metrics', 'finish_experiment']
+           'stage1_files', 'stage1_weights', 'Arm', 'run_arms', 'interval95', 'paired_flips', 'mcnemar', 'verdict',
+           'machine', 'paired_deltas', 'paired_summary', 'mean_sd', 'strict_json', 'write_metrics', 'finish_experiment']
 
 # %% ../nbs/06a_experiment.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -255,6 +255,41 @@ def run_arms(
                         f"{f'; {headline} ' + figures if figures else ''}; about {left:.0f} s left")
     return rows
 
+# %% ../nbs/06a_experiment.ipynb #f34fe8fa
+def interval95(sd, n):
+    "Half the width of the 95 % interval of a mean of `n` values with spread `sd` (NaN for one value)."
+    from scipy.stats import t
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(n > 1, t.ppf(0.975, np.maximum(n - 1, 1)) * np.asarray(sd, dtype=float) / np.sqrt(n), np.nan)
+
+def paired_flips(arm: np.ndarray, control: np.ndarray) -> tuple[int, int]:   # per-sample 0/1 correctness, same samples
+    "(samples the arm gets right and the control wrong, the reverse)."
+    arm, control = np.asarray(arm, dtype=bool), np.asarray(control, dtype=bool)
+    return int((arm & ~control).sum()), int((~arm & control).sum())
+
+def mcnemar(better: int, worse: int) -> float:
+    "Exact two-sided McNemar p-value: how surprising `better` against `worse` is if the arm and its control are alike."
+    from scipy.stats import binomtest
+    n = int(better) + int(worse)
+    return 1.0 if n == 0 else float(binomtest(int(better), n, 0.5).pvalue)
+
+def verdict(lo: float, hi: float, p: float | None = None, alpha: float = 0.05) -> str:
+    "A result in words, as its interval (and test, where there is one) allow."
+    if pd.isna(lo) or pd.isna(hi): return 'one seed: no interval'
+    agrees = p is None or pd.isna(p) or p < alpha
+    if lo > 0 and agrees: return 'above its control'
+    if hi < 0 and agrees: return 'below its control'
+    return 'within noise'
+
+def machine() -> dict:
+    "What ran the experiment: numbers from another machine differ by rounding and should land within the intervals."
+    import platform, timm
+    cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')),
+               platform.processor()) if Path('/proc/cpuinfo').exists() else platform.processor()
+    return {'cpu': cpu, 'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None, 'torch': torch.__version__,
+            'timm': timm.__version__, 'threads': torch.get_num_threads(), 'python': platform.python_version()}
+
 # %% ../nbs/06a_experiment.ipynb #84b6e498
 def paired_deltas(
     runs: pd.DataFrame,            # a row per (arm, model, seed) with `method` and `model`; 'start' rows optional
@@ -288,7 +323,12 @@ def paired_summary(
     if 'vs_start' in arms: stats['vs_start'] = ('vs_start', 'mean')
     stats |= {'vs_control': ('vs_control', 'mean'), 'vs_control_sd': ('vs_control', 'std')}
     stats |= {c: (c, 'mean') for c in means} | {'seeds': ('seed', 'nunique')}
-    return arms.groupby(by, sort=False).agg(**stats)
+    if {'better', 'worse'} <= set(arms): stats |= {'better': ('better', 'sum'), 'worse': ('worse', 'sum')}
+    summary = arms.groupby(by, sort=False).agg(**stats)
+    half = interval95(summary.vs_control_sd, arms.groupby(by, sort=False).vs_control.count())
+    summary['vs_control_lo'], summary['vs_control_hi'] = summary.vs_control - half, summary.vs_control + half
+    if 'better' in summary: summary['p_mcnemar'] = [mcnemar(b, w) for b, w in zip(summary.better, summary.worse)]
+    return summary
 
 # %% ../nbs/06a_experiment.ipynb #cae874a1
 def mean_sd(
@@ -320,9 +360,9 @@ def finish_experiment(
     started: float,       # `time.time()` when it began
     **facts,              # what else the file keeps: data sizes, notes, stage-1 files
 ) -> dict:                # the results, as `out/metrics.json` holds them
-    "Every experiment's metrics file: its settings, `facts`, wall time and threads, the summary and every row."
+    "Every experiment's metrics file: its settings, `facts`, wall time, the machine, the summary and every row."
     results = strict_json({'settings': asdict(cfg), **facts, 'wall_time_s': round(time.time() - started, 1),
-                           'torch_threads': torch.get_num_threads(),
+                           'torch_threads': torch.get_num_threads(), 'machine': machine(),
                            'summary': summary.reset_index().to_dict('records'), 'runs': runs.to_dict('records')})
     write_metrics(results, out)
     return results
