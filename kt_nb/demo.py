@@ -234,8 +234,7 @@ def check_train_params(params: dict) -> dict:
     checked = check_params(params, TRAIN_PARAMS)
     try: method_for(checked).check(len(checked['models']))
     except ValueError as e: raise ValueError(f"parameters 'method' and 'models': {e}") from None
-    checked['device'] = resolve_device(checked['device'])
-    checked['precision'] = resolve_precision(checked['precision'], checked['device'])
+    checked['precision'] = resolve_precision(checked['precision'], checked['device'])   # the device is resolved by its check
     return checked
 
 # %% ../nbs/07_demo.ipynb #89f9f5dd

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .models import check_model_name
+from .models import check_model_name, resolve_device
 from .roles import get_method
 from .storage import atomic_write, save_state
 
@@ -66,11 +66,10 @@ def text(value):
     return value
 
 def device(value):
-    "'auto', 'cpu', 'cuda' or 'cuda:N'; a GPU only where one is visible."
+    "'auto', 'cpu', 'cuda' or 'cuda:N', returned resolved (`models.resolve_device`): a GPU only where one is visible."
     if value not in ('auto', 'cpu', 'cuda') and not re.fullmatch(r'cuda:\d+', str(value)):
         raise ValueError(f"unknown device {value!r}; choose from ['auto', 'cpu', 'cuda', 'cuda:N']")
-    if value.startswith('cuda') and not torch.cuda.is_available(): raise ValueError(f"{value!r} asked but no GPU is visible; use 'auto' or 'cpu'")
-    return value
+    return resolve_device(value)
 
 # %% ../nbs/06a_experiment.ipynb #1c01133a
 IPYTHON_NAMES = ('In', 'Out', 'get_ipython', 'exit', 'quit', 'open')   # what a kernel puts in every notebook's globals
@@ -207,7 +206,8 @@ def stage1_weights(
     weights = stage1_files(root, settings, specs)
     folder, reused = Path(root)/digest(settings), True
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder/'settings.json', lambda p: p.write_text(json.dumps(settings, indent=1, default=str)))
+    if not (folder/'settings.json').exists():   # what the folder's digest stands for, for a reader
+        atomic_write(folder/'settings.json', lambda p: p.write_text(json.dumps(settings, indent=1, default=str)))
     with open(folder/'.lock', 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes
         for spec, path in weights.items():
@@ -241,14 +241,14 @@ def run_arms(
     rows, total, began = [], seeds * len(arms), time.time()
     with tqdm(total=total, desc=desc, disable=not progress) as bar:
         for seed in range(seeds):
-            for arm in arms:
+            for k, arm in enumerate(arms):
                 torch.manual_seed(seed)
                 arm_began = time.time()
                 done = [{'group': arm.group, 'method': arm.method, 'seed': seed, **row} for row in train(arm, seed)]
                 rows += done
                 bar.update()
                 if log is not None:
-                    finished = seed * len(arms) + arms.index(arm) + 1
+                    finished = seed * len(arms) + k + 1
                     figures = ', '.join(f"{r['model']} {r[headline]:.3f}" for r in done) if headline else ''
                     left = (time.time() - began) / finished * (total - finished)
                     log(f"{desc} {finished}/{total}: seed {seed} {arm.group} {arm.method} in {time.time() - arm_began:.0f} s"

@@ -387,11 +387,11 @@ def explore_demo(
     "The explorer on a demo's folder: its stage-1 models screened on its test split, one run's ledger and training set."
     out = Path(out)
     if not (out/'metrics.json').exists(): raise FileNotFoundError(f"no finished demo in {out}: run `kt-nb demo --out {out}` first")
-    metrics = json.loads((out/'metrics.json').read_text())
-    cfg = metrics['settings']
+    metrics = json.loads((out/'metrics.json').read_text()); cfg = metrics['settings']
     data = load_dataset(cfg['dataset'], n_train=cfg['n_train'], n_val=cfg['n_val'], n_test=cfg['n_test'], fallback=True,
                         img_size=cfg['img_size'], on_error=cfg.get('on_error', 'raise'))
-    weights = {s: out/path for s, path in metrics['stage1'].items()}   # every model of the demo, stage 1 done
+    weights = {s: out/p for s, p in metrics['stage1'].items()} if 'stage1' in metrics else {   # before: out/stage1/<spec>
+        s: out/'stage1'/f"{s.replace(':', '_')}.safetensors" for g in cfg['groups'] for s in g}
     models = load_participants(list(weights), weights, data['train'].num_classes, cfg['img_size'])
     runs = sorted(p for p in (out/'runs').iterdir() if '-control-' not in p.name) if (out/'runs').exists() else []
     folder = out/'runs'/run if run else (runs[0] if runs else None)

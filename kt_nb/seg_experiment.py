@@ -16,7 +16,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from .models import Participant, eval_mode, resolve_device
+from .models import Participant, eval_mode
 from .learner import JointLearner
 from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, stage1_weights,
                               check_params, model_specs, method_arms, integer, number, boolean, text, device)
@@ -183,6 +183,5 @@ SEG_PARAMS = {
 }
 
 def check_seg_params(params: dict) -> dict:
-    "Every parameter of a segmentation run checked; device resolved."
-    checked = check_params(params, SEG_PARAMS)
-    return {**checked, 'device': resolve_device(checked['device'])}
+    "Every parameter of a segmentation run checked (the device resolved)."
+    return check_params(params, SEG_PARAMS)

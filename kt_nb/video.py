@@ -18,7 +18,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from .models import Participant, Preprocess, create_encoder, eval_mode, load_weights, resolve_device
+from .models import Participant, Preprocess, create_encoder, eval_mode, load_weights
 from .storage import save_state
 from .roles import pick_teacher, task_loss_rule
 from .learner import JointLearner
@@ -283,9 +283,8 @@ VIDEO_PARAMS = {
 }
 
 def check_video_params(params: dict) -> dict:
-    "Every parameter of a video saliency run checked; device resolved."
-    checked = check_params(params, VIDEO_PARAMS)
-    return {**checked, 'device': resolve_device(checked['device'])}
+    "Every parameter of a video saliency run checked (the device resolved)."
+    return check_params(params, VIDEO_PARAMS)
 
 # %% ../nbs/16_video_saliency.ipynb #b5555e43
 def saliency_panel(

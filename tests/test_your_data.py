@@ -111,6 +111,13 @@ def test_demo_on_a_folder_then_the_explorer_on_its_ledger(tmp_path):
     explorer.open_sample(first)
     assert train.sample_id(first) in explorer.detail.value and 'Role history' in explorer.detail.value
 
+    # a demo folder written before stage 1 was kept per setting: weights in out/stage1/<spec>, no 'stage1' in metrics.json
+    metrics = json.loads((out/'metrics.json').read_text())
+    for spec, path in metrics.pop('stage1').items(): (out/path).rename(out/'stage1'/f"{spec.replace(':', '_')}.safetensors")
+    (out/'metrics.json').write_text(json.dumps(metrics))
+    older = explore_demo(out)
+    assert older.screening.names == explorer.screening.names
+
 
 def test_user_errors_name_the_file_or_the_folder(tmp_path):
     missing = run('demo', '--quick', '--data', tmp_path/'nowhere', '--out', tmp_path/'a')
