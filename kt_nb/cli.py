@@ -123,7 +123,7 @@ def sweep_command(args) -> int:
             print(report_table(table).to_string())
     failed = table[table.status != 'done']
     for point, error in zip(failed.point, failed.error): print(f"failed: {point}: {error}", file=sys.stderr)
-    if args.report: print(f"report: {run_report(out)}")
+    if args.report: print(f"report: {run_report(out)}" if len(done) else "report: not written, no point finished")
     print(f"{len(done)} of {len(table)} points done, {len(failed)} failed; wall time {time.time() - started:.0f} s; "
           f"table in {out/'results.csv'} and results.parquet")
     return 1 if len(failed) else 0

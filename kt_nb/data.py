@@ -26,7 +26,10 @@ def read_idx(path: str | Path) -> np.ndarray:  # (N, H, W) images or (N,) labels
     "Read an unsigned-byte IDX file, gzipped or not, checking its header against its size."
     path = Path(path)
     opener = gzip.open if path.suffix == '.gz' else open
-    with opener(path, 'rb') as f: raw = f.read()
+    try:
+        with opener(path, 'rb') as f: raw = f.read()
+    except (OSError, EOFError) as e:   # a damaged or cut gzip stream: say which file
+        raise ValueError(f"{path} cannot be read ({e}); download it again") from None
     if len(raw) < 4 or raw[:2] != b'\x00\x00' or raw[2] != 0x08:
         raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]

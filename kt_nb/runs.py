@@ -54,8 +54,10 @@ def load_spec(spec: str | Path | dict) -> dict:
     if isinstance(spec, dict): spec, here = dict(spec), Path.cwd()
     else:
         path = Path(spec)
-        if not path.exists(): raise FileNotFoundError(f"sweep spec {path} not found")
-        spec, here = yaml.safe_load(path.read_text()) or {}, path.resolve().parent
+        if not path.is_file(): raise FileNotFoundError(f"sweep spec {path} {'is a folder' if path.is_dir() else 'not found'}: name a .yaml file")
+        try: spec, here = yaml.safe_load(path.read_text()) or {}, path.resolve().parent
+        except yaml.YAMLError as e: raise ValueError(f"sweep spec {path} is not valid YAML: {' '.join(str(e).split())}") from None
+        if not isinstance(spec, dict): raise ValueError(f"sweep spec {path} holds a {type(spec).__name__}; a spec is a mapping of {list(SPEC_KEYS)}")
     unknown = sorted(set(spec) - set(SPEC_KEYS))
     if unknown: raise ValueError(f"unknown key(s) {unknown} in sweep spec; valid keys: {list(SPEC_KEYS)}")
     if not isinstance(spec.get('grid', {}), dict) or not isinstance(spec.get('base', {}), dict):

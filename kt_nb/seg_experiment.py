@@ -5,7 +5,7 @@
 # %% ../nbs/09c_seg_experiment.ipynb #7249f548
 from __future__ import annotations
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader
 from .models import Participant, eval_mode
 from .learner import JointLearner
 from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, stage1_weights,
-                              check_params, model_specs, method_arms, integer, number, boolean, text, device)
+                              check_params, model_specs, method_arms, integer, number, boolean, text, device, claim_folder,
+                              RUNNER_FILES)
 from .roles import get_method
 from .segmentation import SegMetrics, SegSet, Segmentation, show_canvases, synthetic_segmentation
 from .segmenters import SEG_DECODERS, seg_participant
@@ -112,7 +113,7 @@ class SegConfig(TwoStageConfig):
 
 STAGE1_SEG_SETTINGS = ('n_train', 'size', 'batch_size', 'stage1_epochs', 'stage1_lr', 'data_seed')   # what decides stage 1's weights
 
-def seg_stage1(cfg: SegConfig, data: dict, out: Path, progress: bool = False) -> tuple[dict[str, Path], bool]:
+def seg_stage1(cfg: SegConfig, data: dict, root: Path, progress: bool = False) -> tuple[dict[str, Path], bool]:
     "Each segmenter fine-tuned alone, or its weights from an earlier run with the same settings; and whether all were reused."
     task = Segmentation(data['train'].num_classes)
     def train(spec):
@@ -123,17 +124,23 @@ def seg_stage1(cfg: SegConfig, data: dict, out: Path, progress: bool = False) ->
                      batch_size=cfg.batch_size, device=cfg.device, progress=progress).fit()
         return p.model
     settings = {'task': 'segmentation', **{k: getattr(cfg, k) for k in STAGE1_SEG_SETTINGS}}
-    return stage1_weights(Path(out)/'stage1', settings, [f'{n}:{d}' for n, d in cfg.models], train)
+    return stage1_weights(root, settings, [f'{n}:{d}' for n, d in cfg.models], train)
 
 _METRICS = ('miou', 'pixel_acc', 'mean_acc', 'fw_iou')
 
-def run_segmentation(cfg: SegConfig | None = None, out: str | Path = 'runs/segmentation', progress: bool = True) -> dict:
+def run_segmentation(
+    cfg: SegConfig | None = None, out: str | Path = 'runs/segmentation',
+    progress: bool = True,
+    stage1_dir: str | Path | None = None,   # a stage-1 cache shared between experiments (default: out/stage1)
+    overwrite: bool = False,                # move a folder that holds another experiment aside (see `claim_folder`)
+) -> dict:
     "Stage 1, then control and each method for every seed; returns (and writes to `out/metrics.json`) the results."
     cfg, out, started = cfg or SegConfig(), Path(out), time.time()
     method_arms(cfg.methods)   # unknown arms fail before any work
+    claim_folder(out, {k: v for k, v in asdict(cfg).items() if k != 'device'}, overwrite=overwrite, alongside=RUNNER_FILES)
     data = synthetic_segmentation(cfg.n_train, 16, cfg.n_test, cfg.size, seed=cfg.data_seed)
     task = Segmentation(data['train'].num_classes)
-    weights, reused = seg_stage1(cfg, data, out, progress)
+    weights, reused = seg_stage1(cfg, data, Path(stage1_dir or out/'stage1'), progress)
     stage1_s = time.time() - started
     from_stage1 = lambda: [seg_participant(n, task.num_classes, d, weights=weights[f'{n}:{d}'], img_size=cfg.size) for n, d in cfg.models]
     start = evaluate(from_stage1(), data['test'], device=cfg.device)

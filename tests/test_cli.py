@@ -100,3 +100,22 @@ def test_bench_and_device_mistakes_are_refused_before_work(tmp_path):
         result = run(*args)
         assert result.returncode == 1 and message in result.stderr and result.stderr.count('\n') == 1, (args, result.stderr)
     assert notes.read_text() == 'my notes' and sorted(p.name for p in tmp_path.iterdir()) == ['notes.txt']
+
+
+def test_spec_and_folder_mistakes_are_one_line(tmp_path):
+    "A malformed, list-shaped or folder spec, and an --out below a file: one line each, exit 1, nothing written."
+    (tmp_path / 'broken.yaml').write_text('base: {n_train: 3\n')
+    (tmp_path / 'list.yaml').write_text('- 1\n- 2\n')
+    (tmp_path / 'specs').mkdir()
+    (tmp_path / 'afile').write_text('mine')
+    tiny = str(Path(__file__).resolve().parents[1] / 'sweeps' / 'tiny.yaml')
+    cases = [(['sweep', str(tmp_path / 'broken.yaml')], 'broken.yaml is not valid YAML: while parsing a flow mapping'),
+             (['sweep', str(tmp_path / 'list.yaml')], 'list.yaml holds a list; a spec is a mapping'),
+             (['sweep', str(tmp_path / 'specs')], 'specs is a folder: name a .yaml file'),
+             (['sweep', tiny, '--out', str(tmp_path / 'afile')], 'afile is a file, so'),
+             (['demo', '--quick', '--out', str(tmp_path / 'afile' / 'demo')], 'afile is a file, so')]
+    for args, message in cases:
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 1 and message in result.stderr and result.stderr.count('\n') == 1, (args, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['afile', 'broken.yaml', 'list.yaml', 'specs']
+    assert (tmp_path / 'afile').read_text() == 'mine'

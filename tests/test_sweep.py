@@ -163,3 +163,29 @@ def test_interrupted_sweep_keeps_what_finished_and_continues(tmp_path):
     third = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=120)
     assert third.returncode == 1 and 'holds another run' in third.stderr, third.stderr
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob('*') if p.is_file()} == before
+
+
+def test_training_notebook_refuses_another_runs_folder(tmp_path):
+    "The run folder records its parameters: the same run again continues, another run into it is refused and changes no byte."
+    run = tmp_path/'run'
+    papermill = lambda out, *params: subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/out), '-p', 'out', str(run),
+                                                     *params, '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)
+    first = papermill('first.ipynb', '-p', 'n_train', '64', '-p', 'n_test', '64')
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.rglob('*') if p.is_file()}
+    other = papermill('other.ipynb', '-p', 'n_train', '64', '-p', 'n_test', '32')
+    assert other.returncode != 0
+    assert "holds another run; differences (there, now): {'n_test': (64, 32)}" in other.stdout + other.stderr
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.rglob('*') if p.is_file()} == before
+
+
+def test_report_with_nothing_finished_says_so(tmp_path):
+    "Every point stopped by its timeout: the failures are listed, the report is skipped in one line, the exit code is 1."
+    spec = tmp_path/'spec.yaml'
+    spec.write_text("base: {n_train: 64, n_test: 64}\ngrid:\n  seed: [0, 1]\n")
+    result = subprocess.run([str(BIN/'kt-nb'), 'sweep', str(spec), '--out', str(tmp_path/'s'), '--timeout', '1', '--report'],
+                            env=env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.count('timed out after 1.0 s') == 2 and 'Traceback' not in result.stderr
+    assert 'report: not written, no point finished' in result.stdout
+    assert '0 of 2 points done, 2 failed' in result.stdout
