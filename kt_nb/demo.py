@@ -19,12 +19,12 @@ from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES, JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
 from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, parse_spec, stage1_weights,
-                              claim_folder, method_arms, paired_flips, verdict, check_params, integer, number, choice, boolean, text, device)
+                              claim_folder, method_arms, paired_flips, verdict, interval_text, check_params, integer, number, choice, boolean, text, device)
 
 # %% auto #0
-__all__ = ['STAGE1_SETTINGS', 'TRAIN_PARAMS', 'DemoConfig', 'parse_model', 'stage1', 'augment_for', 'load_participants',
-           'accuracy_rows', 'run_demo', 'summarize', 'report_table', 'claims', 'method_for', 'check_train_params',
-           'start_participants', 'run_metrics']
+__all__ = ['STAGE1_SETTINGS', 'TRAIN_PARAMS', 'DemoConfig', 'parse_model', 'stage1_settings', 'stage1', 'augment_for',
+           'load_participants', 'accuracy_rows', 'run_demo', 'summarize', 'report_table', 'claims', 'method_for',
+           'check_train_params', 'start_participants', 'run_metrics']
 
 # %% ../nbs/07_demo.ipynb #7ed2154d
 STAGE1_SETTINGS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'stage1_epochs', 'stage1_lr')   # what decides stage 1's weights
@@ -58,22 +58,27 @@ def parse_model(spec: str) -> tuple[str, bool]:
     return name, option != 'scratch'
 
 # %% ../nbs/07_demo.ipynb #f68449fe
+def stage1_settings(cfg: DemoConfig, seed: int) -> dict:
+    "What decides a seed's stage-1 weights: the data, the schedule and the seed."
+    return {**{k: getattr(cfg, k) for k in STAGE1_SETTINGS}, 'seed': seed}
+
 def stage1(
     cfg: DemoConfig, data: dict,
-    root: str | Path,               # the stage-1 cache (a folder per setting inside)
+    root: str | Path,               # the stage-1 cache (a folder per setting and seed inside)
     specs: list[str] | None = None, # the models (default: every model of `cfg`)
     progress: bool = False,
+    seed: int = 0,                  # draws the new classifier, the batches and the augmentation
 ) -> dict[str, Path]:               # each spec's weights file
-    "Each model fine-tuned alone, or its weights from an earlier run with the same stage-1 settings."
+    "Each model fine-tuned alone, or its weights from an earlier run with the same stage-1 settings and seed."
     def train(spec):
         name, pretrained = parse_model(spec)
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         p = participant(name, data['train'].num_classes, pretrained=pretrained, img_size=cfg.img_size, label=spec)
         JointLearner([p], data['train'], method='control', epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
-                     batch_size=cfg.batch_size, augment=augment_for(data), device=cfg.device, progress=progress,
+                     batch_size=cfg.batch_size, augment=augment_for(data), seed=seed, device=cfg.device, progress=progress,
                      workers=cfg.workers).fit()
         return p.model
-    return stage1_weights(root, {k: getattr(cfg, k) for k in STAGE1_SETTINGS}, specs or cfg.models(), train)[0]
+    return stage1_weights(root, stage1_settings(cfg, seed), specs or cfg.models(), train)[0]
 
 def augment_for(data: dict) -> Augment | None:
     "In memory: shifts, and flips where mirror images keep their class (not digits). Streamed sets crop and flip each sample themselves."
@@ -123,15 +128,23 @@ def run_demo(
     n_classes, test = data['train'].num_classes, data['test']
     if claim_folder(out, identity, grows=('seeds', 'methods')) == 'extended' and log:
         log(f"extending the demo in {out}: its finished arms are kept")
-    weights = stage1(cfg, data, out/'stage1', progress=progress)
-    if log: log(f"stage 1: {len(weights)} models fine-tuned alone, {time.time() - started:.0f} s so far")
-    start_models = load_participants(cfg.models(), weights, n_classes, cfg.img_size)
-    start = predict(start_models, test, device=cfg.device, workers=cfg.workers)
-    start_val = accuracies(predict(start_models, data['val'], device=cfg.device, workers=cfg.workers))
-    rows = [{'group': 'all', 'method': 'start', 'seed': -1, **r} for r in accuracy_rows(start, start, start_val)]
-    control_correct = {}   # (seed, model) -> the control's per-sample correctness: each arm's flips against it
+    starts, start_rows = {}, []   # seed -> (stage-1 weights, test predictions); a row per seed and model at its start
+    control_correct = {}          # (seed, model) -> the control's per-sample correctness: each arm's flips against it
+
+    def start_of(seed: int) -> tuple[dict, pd.DataFrame]:
+        "The seed's stage-1 weights and their test predictions, trained when the seed's first arm needs them."
+        if seed not in starts:
+            weights = stage1(cfg, data, out/'stage1', progress=progress, seed=seed)
+            models = load_participants(cfg.models(), weights, n_classes, cfg.img_size)
+            start = predict(models, test, device=cfg.device, workers=cfg.workers)
+            val = accuracies(predict(models, data['val'], device=cfg.device, workers=cfg.workers))
+            start_rows.extend({'group': 'all', 'method': 'start', 'seed': seed, **r} for r in accuracy_rows(start, start, val))
+            starts[seed] = weights, start
+            if log: log(f"stage 1 of seed {seed}: {len(weights)} models fine-tuned alone, {time.time() - started:.0f} s so far")
+        return starts[seed]
 
     def train(arm: Arm, seed: int) -> list[dict]:
+        weights, start = start_of(seed)
         learner = JointLearner(load_participants(list(arm.models), weights, n_classes, cfg.img_size), data['train'], data['val'],
                                method=arm.method, detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr,
                                batch_size=cfg.batch_size, augment=augment_for(data), seed=seed, device=cfg.device,
@@ -149,11 +162,15 @@ def run_demo(
         return rows
 
     arms = [Arm('control', cfg.models(), 'all')] + [Arm(m, g) for g in cfg.groups for m in cfg.methods]
-    runs = pd.DataFrame(rows + run_arms(arms, cfg.seeds, train, progress, 'demo arms', log, headline='acc'))
+    arm_rows = run_arms(arms, cfg.seeds, train, progress, 'demo arms', log, headline='acc')
+    runs = pd.DataFrame(start_rows + arm_rows)
+    start_acc = runs[runs.method == 'start'].groupby('model', sort=False).acc
+    complementary = [complementary_matrix({s: start[f'correct_{s}'].values for s in cfg.models()}) for _, start in starts.values()]
     return finish_experiment(cfg, runs, summarize(runs), out, started, data=data['train'].name.split('/')[0], notes=notes,
-                             sizes={k: len(v) for k, v in data.items()}, stage1={s: str(p.relative_to(out)) for s, p in weights.items()},
-                             start_accuracy=accuracies(start),
-                             complementary_knowledge=complementary_matrix({s: start[f'correct_{s}'].values for s in cfg.models()}).to_dict())
+                             sizes={k: len(v) for k, v in data.items()},
+                             stage1={s: str(p.relative_to(out)) for s, p in starts[0][0].items()},   # seed 0's, which the explorer opens
+                             start_accuracy=start_acc.mean().to_dict(), start_accuracy_sd=start_acc.std().to_dict(),
+                             complementary_knowledge=(sum(complementary) / len(complementary)).to_dict())   # mean over seeds
 
 # %% ../nbs/07_demo.ipynb #09b6ae4d
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -169,13 +186,14 @@ def report_table(results: dict) -> pd.DataFrame:
         if group == 'all': continue
         for model in summary.loc[group].index.get_level_values('model').unique():
             ctl = summary.loc[('all', model, 'control')]
-            row = {'group': group, 'model': model, 'start': f"{start[model] * 100:.1f}", 'control': mean_sd(ctl.acc, ctl.acc_sd)}
+            row = {'group': group, 'model': model, 'start': mean_sd(start[model], results.get('start_accuracy_sd', {}).get(model)),
+                   'control': mean_sd(ctl.acc, ctl.acc_sd)}
             for m in methods:
                 r = summary.loc[(group, model, m)]
                 row[m] = mean_sd(r.acc, r.acc_sd)
                 row[f'{m} − control'] = mean_sd(r.vs_control, r.vs_control_sd, signed=True)
                 if 'vs_control_lo' in r:   # results since intervals and the paired test were kept
-                    row[f'{m} − control, 95 %'] = '' if pd.isna(r.vs_control_lo) else f"[{r.vs_control_lo * 100:+.2f}, {r.vs_control_hi * 100:+.2f}]"
+                    row[f'{m} − control, 95 %'] = interval_text(r.vs_control_lo, r.vs_control_hi)
                     row[f'{m} vs control'] = f"{verdict(r.vs_control_lo, r.vs_control_hi, r.p_mcnemar)} (p {r.p_mcnemar:.2g}, {r.better:.0f}/{r.worse:.0f})"
                 row[f'{m} − start'] = mean_sd(r.vs_start, signed=True)
                 row[f'{m} gain/loss'] = f"{r.gain * 100:.1f}/{r.loss * 100:.1f}"
@@ -189,10 +207,13 @@ def claims(results: dict) -> list[str]:
     summary = pd.DataFrame(results['summary'])
     if 'vs_control_lo' not in summary: return []   # results from before intervals and the paired test were kept
     arms, seeds = summary[~summary.method.isin(['start', 'control'])].fillna(np.nan), results['settings']['seeds']
-    interval = lambda r: '' if pd.isna(r.vs_control_lo) else f"95 % interval {r.vs_control_lo * 100:+.2f} to {r.vs_control_hi * 100:+.2f}; "
-    return [f"{r.method} in {r.group}: {r.model} {verdict(r.vs_control_lo, r.vs_control_hi, r.p_mcnemar)}, "
-            f"{r.vs_control * 100:+.2f} points ({interval(r)}{r.better:.0f} test images better and {r.worse:.0f} worse "
-            f"over {seeds} seed{'s' if seeds > 1 else ''}, McNemar p = {r.p_mcnemar:.2g})" for r in arms.itertuples()]
+    sentences = []
+    for r in arms.itertuples():
+        interval = interval_text(r.vs_control_lo, r.vs_control_hi)
+        sentences.append(f"{r.method} in {r.group}: {r.model} {verdict(r.vs_control_lo, r.vs_control_hi, r.p_mcnemar)}, "
+                         f"{r.vs_control * 100:+.2f} points ({f'95 % interval {interval}; ' if interval else ''}{r.better:.0f} test "
+                         f"images better and {r.worse:.0f} worse over {seeds} seed{'s' if seeds > 1 else ''}, McNemar p = {r.p_mcnemar:.2g})")
+    return sentences
 
 # %% ../nbs/07_demo.ipynb #9289b8c9
 def _models(value):
@@ -250,7 +271,7 @@ def start_participants(
         return [participant(name, n_classes, pretrained=pretrained, img_size=params['img_size'], label=spec)
                 for spec, (name, pretrained) in zip(specs, models)]
     cfg = DemoConfig(**{k: params[k] for k in STAGE1_SETTINGS}, device=params['device'], workers=params['workers'])
-    weights = stage1(cfg, data, params['stage1_dir'] or Path(params['out'])/'stage1', specs)
+    weights = stage1(cfg, data, params['stage1_dir'] or Path(params['out'])/'stage1', specs, seed=params['seed'])
     return load_participants(specs, weights, n_classes, params['img_size'])
 
 # %% ../nbs/07_demo.ipynb #60702907

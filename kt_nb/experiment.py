@@ -22,8 +22,8 @@ from .storage import atomic_write, save_state
 __all__ = ['IPYTHON_NAMES', 'RUNNER_FILES', 'integer', 'number', 'choice', 'boolean', 'text', 'device', 'given_params',
            'check_params', 'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms', 'FolderInUse', 'claim_folder',
            'digest', 'stage1_files', 'stage1_weights', 'Arm', 'run_arms', 'interval95', 'paired_flips', 'mcnemar',
-           'verdict', 'machine', 'paired_deltas', 'paired_summary', 'mean_sd', 'strict_json', 'write_metrics',
-           'finish_experiment']
+           'verdict', 'interval_text', 'machine', 'paired_deltas', 'paired_summary', 'mean_sd', 'strict_json',
+           'write_metrics', 'finish_experiment']
 
 # %% ../nbs/06a_experiment.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -293,6 +293,11 @@ def verdict(lo: float, hi: float, p: float | None = None, alpha: float = 0.05) -
     if hi < 0 and agrees: return 'below its control'
     return 'within noise'
 
+def interval_text(lo: float | None, hi: float | None, scale: float = 100) -> str:
+    "'[lo, hi]' in points with signs; empty where there is no interval (one seed)."
+    return '' if lo is None or hi is None or pd.isna(lo) or pd.isna(hi) else f"[{lo * scale:+.2f}, {hi * scale:+.2f}]"
+
+
 def machine() -> dict:
     "What ran the experiment: numbers from another machine differ by rounding and should land within the intervals."
     import platform, timm
@@ -303,7 +308,7 @@ def machine() -> dict:
 
 # %% ../nbs/06a_experiment.ipynb #84b6e498
 def paired_deltas(
-    runs: pd.DataFrame,            # a row per (arm, model, seed) with `method` and `model`; 'start' rows optional
+    runs: pd.DataFrame,            # a row per (arm, model, seed) with `method` and `model`; 'start' rows optional (seed -1: one for all seeds)
     metric: str,                   # the compared column: acc, miou, cc
     pair_on: Sequence[str] = ('model', 'seed'),  # what an arm's row shares with its control's
     start: str | None = None,      # a column with each row's start value (default: the 'start' rows)
@@ -312,7 +317,10 @@ def paired_deltas(
     is_start = runs.method == 'start'
     arms = runs[~is_start].copy()
     if start is not None: arms['vs_start'] = arms[metric] - arms[start]
-    elif is_start.any(): arms['vs_start'] = arms[metric] - arms.model.map(runs[is_start].set_index('model')[metric])
+    elif is_start.any():   # a start per seed, or one (seed -1) for all
+        on = ['model'] if (runs[is_start].seed < 0).all() else ['model', 'seed']
+        starts = runs[is_start].set_index(on)[metric]
+        arms['vs_start'] = arms[metric] - starts.reindex(pd.MultiIndex.from_frame(arms[on]) if len(on) > 1 else arms.model).values
     control = runs[runs.method == 'control'].set_index(list(pair_on))[metric]
     arms[f'control_{metric}'] = control.reindex(pd.MultiIndex.from_frame(arms[list(pair_on)])).values
     arms['vs_control'] = arms[metric] - arms[f'control_{metric}']

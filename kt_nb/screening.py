@@ -20,7 +20,7 @@ from .tasks import Task, Classification
 from .roles import pick_teacher, NOBODY
 from .learner import predict, accuracies
 from .ledger import complementary_matrix, teaching_share
-from .demo import DemoConfig, stage1, load_participants, parse_model, STAGE1_SETTINGS
+from .demo import DemoConfig, stage1, stage1_settings, load_participants, parse_model
 from .experiment import stage1_files
 from fastcore.basics import patch
 
@@ -186,7 +186,7 @@ def train_zoo(
 ) -> dict[str, Path]:
     "Stage-1 weights of every spec, fine-tuning alone only those not yet trained with these settings."
     cfg, root = cfg or DemoConfig(), Path(root) if root is not None else cache_root()/'zoo'
-    files = stage1_files(root, {k: getattr(cfg, k) for k in STAGE1_SETTINGS}, specs)
+    files = stage1_files(root, stage1_settings(cfg, seed=0), specs)
     if all(path.exists() for path in files.values()): return files   # nothing to train: no data to load
     data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test)
     return stage1(cfg, data, root, specs, progress)

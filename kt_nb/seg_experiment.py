@@ -20,7 +20,7 @@ from .models import Participant, eval_mode
 from .learner import JointLearner
 from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, stage1_weights,
                               check_params, model_specs, method_arms, integer, number, boolean, text, device, claim_folder,
-                              RUNNER_FILES)
+                              RUNNER_FILES, interval_text, verdict)
 from .roles import get_method
 from .segmentation import SegMetrics, SegSet, Segmentation, show_canvases, synthetic_segmentation
 from .segmenters import SEG_DECODERS, seg_participant
@@ -113,17 +113,17 @@ class SegConfig(TwoStageConfig):
 
 STAGE1_SEG_SETTINGS = ('n_train', 'size', 'batch_size', 'stage1_epochs', 'stage1_lr', 'data_seed')   # what decides stage 1's weights
 
-def seg_stage1(cfg: SegConfig, data: dict, root: Path, progress: bool = False) -> tuple[dict[str, Path], bool]:
-    "Each segmenter fine-tuned alone, or its weights from an earlier run with the same settings; and whether all were reused."
+def seg_stage1(cfg: SegConfig, data: dict, root: Path, progress: bool = False, seed: int = 0) -> tuple[dict[str, Path], bool]:
+    "Each segmenter fine-tuned alone, or its weights from an earlier run with the same settings and seed; and whether all were reused."
     task = Segmentation(data['train'].num_classes)
     def train(spec):
         name, decoder = spec.split(':')
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         p = seg_participant(name, task.num_classes, decoder, img_size=cfg.size)
         JointLearner([p], data['train'], method='control', task=task, epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
-                     batch_size=cfg.batch_size, device=cfg.device, progress=progress).fit()
+                     batch_size=cfg.batch_size, seed=seed, device=cfg.device, progress=progress).fit()
         return p.model
-    settings = {'task': 'segmentation', **{k: getattr(cfg, k) for k in STAGE1_SEG_SETTINGS}}
+    settings = {'task': 'segmentation', **{k: getattr(cfg, k) for k in STAGE1_SEG_SETTINGS}, 'seed': seed}
     return stage1_weights(root, settings, [f'{n}:{d}' for n, d in cfg.models], train)
 
 _METRICS = ('miou', 'pixel_acc', 'mean_acc', 'fw_iou')
@@ -140,15 +140,23 @@ def run_segmentation(
     claim_folder(out, {k: v for k, v in asdict(cfg).items() if k != 'device'}, overwrite=overwrite, alongside=RUNNER_FILES)
     data = synthetic_segmentation(cfg.n_train, 16, cfg.n_test, cfg.size, seed=cfg.data_seed)
     task = Segmentation(data['train'].num_classes)
-    weights, reused = seg_stage1(cfg, data, Path(stage1_dir or out/'stage1'), progress)
-    stage1_s = time.time() - started
-    from_stage1 = lambda: [seg_participant(n, task.num_classes, d, weights=weights[f'{n}:{d}'], img_size=cfg.size) for n, d in cfg.models]
-    start = evaluate(from_stage1(), data['test'], device=cfg.device)
-    rows = [{'method': 'start', 'model': n, 'seed': -1, **{k: m[k] for k in _METRICS}} for n, m in start.items()]
+    starts, start_rows, stage1_s = {}, [], 0.   # seed -> (stage-1 weights, all reused); a row per seed and model at its start
+
+    def from_stage1(seed: int) -> list:
+        "Fresh segmenters from the seed's stage-1 weights, trained when the seed's first arm needs them."
+        nonlocal stage1_s
+        if seed not in starts:
+            began = time.time()
+            starts[seed] = seg_stage1(cfg, data, Path(stage1_dir or out/'stage1'), progress, seed)
+            stage1_s += time.time() - began
+            start_rows.extend({'method': 'start', 'model': n, 'seed': seed, **{k: m[k] for k in _METRICS}}
+                              for n, m in evaluate(from_stage1(seed), data['test'], device=cfg.device).items())
+        weights = starts[seed][0]
+        return [seg_participant(n, task.num_classes, d, weights=weights[f'{n}:{d}'], img_size=cfg.size) for n, d in cfg.models]
 
     def train(arm: Arm, seed: int) -> list[dict]:
         began = time.time()
-        learner = JointLearner(from_stage1(), data['train'], method=arm.method, task=task,
+        learner = JointLearner(from_stage1(seed), data['train'], method=arm.method, task=task,
                                detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                                seed=seed, device=cfg.device, progress=False)
         learner.fit()
@@ -158,8 +166,9 @@ def run_segmentation(
                 for name, m in evaluate(learner.participants, data['test'], device=cfg.device).items()]
 
     specs = [f'{n}:{d}' for n, d in cfg.models]
-    runs = pd.DataFrame(rows + run_arms([Arm(m, specs) for m in ['control', *cfg.methods]], cfg.seeds, train, progress,
-                                        'segmentation arms'))
+    arm_rows = run_arms([Arm(m, specs) for m in ['control', *cfg.methods]], cfg.seeds, train, progress, 'segmentation arms')
+    runs = pd.DataFrame(start_rows + arm_rows)
+    reused = all(all_reused for _, all_reused in starts.values())
     return finish_experiment(cfg, runs, summarize_segmentation(runs), out, started, stage1_s=round(stage1_s, 1), stage1_reused=reused,
                              sizes={k: len(v) for k, v in data.items() if k != 'val'})
 
@@ -170,12 +179,15 @@ def summarize_segmentation(runs: pd.DataFrame) -> pd.DataFrame:
 def seg_report_table(results: dict) -> pd.DataFrame:
     "One row per (model, method): test mIoU (%) mean ± sd over seeds, minus control (paired), share taught, seconds per arm."
     runs = pd.DataFrame(results['runs'])
-    start = runs[runs.method == 'start'].set_index('model').miou
+    start = runs[runs.method == 'start'].groupby('model').miou   # a start per seed (one for all in results before)
     rows = []
     for r in results['summary']:
-        rows.append({'model': r['model'], 'method': r['method'], 'start mIoU': f"{start[r['model']] * 100:.1f}",
+        arm = r['method'] != 'control'
+        rows.append({'model': r['model'], 'method': r['method'], 'start mIoU': mean_sd(start.mean()[r['model']], start.std()[r['model']]),
                      'mIoU': mean_sd(r['miou'], r['miou_sd']),
-                     '− control': '' if r['method'] == 'control' else mean_sd(r['vs_control'], r['vs_control_sd'], signed=True),
+                     '− control': mean_sd(r['vs_control'], r['vs_control_sd'], signed=True) if arm else '',
+                     '− control, 95 %': interval_text(r.get('vs_control_lo'), r.get('vs_control_hi')) if arm else '',
+                     'vs control': verdict(r.get('vs_control_lo'), r.get('vs_control_hi')) if arm and 'vs_control_lo' in r else '',
                      'pixel acc': f"{r['pixel_acc'] * 100:.1f}",
                      'taught': '' if r['taught'] is None or pd.isna(r['taught']) else f"{r['taught'] * 100:.0f}%",
                      's / arm': f"{r['train_s']:.0f}", 'seeds': r['seeds']})

@@ -25,7 +25,7 @@ def test_demo_quick_writes_metrics(tmp_path):
     assert 'bikd − control' in result.stdout and 'wall time' in result.stdout
     assert (tmp_path / 'd' / metrics['stage1']['tf_efficientnet_lite0']).is_file()   # kept below d/stage1, per setting
     assert metrics['stage1']['tf_efficientnet_lite0'].startswith('stage1/')
-    assert 'stage 1: 2 models fine-tuned alone' in result.stderr and 'demo arms 3/3: seed 0 ' in result.stderr   # progress, off a terminal
+    assert 'stage 1 of seed 0: 2 models fine-tuned alone' in result.stderr and 'demo arms 3/3: seed 0 ' in result.stderr   # progress, off a terminal
     # the same folder with other settings: refused before any work, and no byte of the first run changes
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / 'd').rglob('*') if p.is_file()}
     again = run('demo', '--quick', '--data', 'digits', '--out', str(tmp_path / 'd'))
