@@ -105,7 +105,7 @@ def demo_command(args) -> int:
     return 0
 
 def sweep_command(args) -> int:
-    from kt_nb.runs import sweep, report_table, run_report, load_spec, expand
+    from kt_nb.runs import sweep, report_table, experiments_table, run_report, load_spec, expand
     started, spec = time.time(), load_spec(args.spec)
     out = (args.out or spec.get('out') or Path('runs')/'sweeps'/args.spec.stem).resolve()
     if args.data: spec['base'] = {**spec.get('base', {}), 'dataset': str(Path(args.data).resolve()) if Path(args.data).exists() else args.data}
@@ -117,10 +117,13 @@ def sweep_command(args) -> int:
     table = sweep(spec, out, workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout, log=_log_lines(),
                   overwrite=args.overwrite)
     done = table[table.status == 'done']
-    if len(done) and 'model_1' in table:
-        with pd.option_context('display.width', 250, 'display.max_columns', 30):
+    with pd.option_context('display.width', 250, 'display.max_columns', 30):
+        if len(done) and 'acc_1' in table:
             print("Test accuracy (%), mean ± sd over seeds; deltas in points, paired by seed:")
             print(report_table(table).to_string())
+        elif len(done) and 'method_1' in table:   # each point a whole experiment (segmentation, saliency)
+            print("Each point's models and arms, mean ± sd over its seeds; deltas to its control in points, paired by seed:")
+            print(experiments_table(table).to_string())
     failed = table[table.status != 'done']
     for point, error in zip(failed.point, failed.error): print(f"failed: {point}: {error}", file=sys.stderr)
     if args.report: print(f"report: {run_report(out)}" if len(done) else "report: not written, no point finished")

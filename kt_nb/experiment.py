@@ -23,7 +23,7 @@ __all__ = ['IPYTHON_NAMES', 'RUNNER_FILES', 'integer', 'number', 'choice', 'bool
            'check_params', 'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms', 'FolderInUse', 'claim_folder',
            'digest', 'stage1_files', 'stage1_weights', 'Arm', 'run_arms', 'interval95', 'paired_flips', 'mcnemar',
            'verdict', 'interval_text', 'machine', 'paired_deltas', 'paired_summary', 'mean_sd', 'strict_json',
-           'write_metrics', 'finish_experiment']
+           'write_metrics', 'summary_models', 'finish_experiment']
 
 # %% ../nbs/06a_experiment.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -373,13 +373,22 @@ def write_metrics(metrics: dict, folder: str | Path) -> Path:
     "`folder/metrics.json` as strict JSON, written atomically: its presence marks a finished run."
     return atomic_write(Path(folder)/'metrics.json', lambda p: p.write_text(json.dumps(strict_json(metrics), indent=1, allow_nan=False)))
 
+def summary_models(summary: pd.DataFrame, metric: str) -> list[dict]:
+    "A row per model and arm of `summary`: its metric's mean and sd, difference to the control and interval, as sweeps tabulate points."
+    rows = summary.reset_index()
+    return [{'model': r.model, 'method': r.method, 'metric': metric, 'mean': r[metric], 'sd': r[f'{metric}_sd'],
+             'vs_control': r.vs_control, 'vs_control_lo': r.vs_control_lo, 'vs_control_hi': r.vs_control_hi, 'seeds': r.seeds}
+            for _, r in rows.iterrows()]
+
 def finish_experiment(
     cfg, runs: pd.DataFrame, summary: pd.DataFrame,
     out: str | Path,      # the experiment's folder
     started: float,       # `time.time()` when it began
+    metric: str | None = None,  # the headline column: a `models` list (`summary_models`) for sweeps of whole experiments
     **facts,              # what else the file keeps: data sizes, notes, stage-1 files
 ) -> dict:                # the results, as `out/metrics.json` holds them
     "Every experiment's metrics file: its settings, `facts`, wall time, the machine, the summary and every row."
+    if metric is not None: facts['models'] = summary_models(summary, metric)
     results = strict_json({'settings': asdict(cfg), **facts, 'wall_time_s': round(time.time() - started, 1),
                            'torch_threads': torch.get_num_threads(), 'machine': machine(),
                            'summary': summary.reset_index().to_dict('records'), 'runs': runs.to_dict('records')})

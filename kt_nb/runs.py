@@ -16,12 +16,12 @@ import yaml
 from tqdm.auto import tqdm
 
 from .storage import atomic_write
-from .experiment import claim_folder, digest, mean_sd, paired_deltas, paired_summary
+from .experiment import claim_folder, digest, interval_text, mean_sd, paired_deltas, paired_summary
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS', 'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS',
            'notebook_defaults', 'notebook_check', 'load_spec', 'expand', 'point_status', 'run_point', 'sweep',
-           'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'run_report']
+           'aggregate', 'load_results', 'per_model', 'arm_summary', 'report_table', 'experiments_table', 'run_report']
 
 # %% ../nbs/12_runs.ipynb #bad9a72c
 NOTEBOOKS = Path(str(files('kt_nb')))/'notebooks'   # the parameterized notebooks shipped with kt_nb
@@ -188,8 +188,10 @@ def sweep(
     env = dict(os.environ)
     if workers > 1 and 'OMP_NUM_THREADS' not in env: env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // workers))
 
+    shares_stage1 = 'stage1_dir' in notebook_defaults(spec['notebook'])   # a notebook may take a stage-1 cache shared by all points
+
     def one(point):
-        params = {**point['params'], 'out': str(out/point['name']), 'stage1_dir': str(out/'stage1')}
+        params = {**point['params'], 'out': str(out/point['name']), **({'stage1_dir': str(out/'stage1')} if shares_stage1 else {})}
         _log(out, point=point['name'], event='start')
         began = time.time()
         status = run_point(spec['notebook'], params, out/point['name'], timeout, env)
@@ -235,7 +237,7 @@ def aggregate(out: str | Path) -> pd.DataFrame:
             used = metrics.get('params', {})
             row.update({'data': metrics.get('data'), 'device_used': used.get('device'),
                         'precision_used': used.get('precision'), 'wall_time_s': metrics.get('wall_time_s')})
-            for i, m in enumerate(metrics.get('models', []), 1): row.update({f'{k}_{i}': m.get(k) for k in MODEL_METRICS})
+            for i, m in enumerate(metrics.get('models', []), 1): row.update({f'{k}_{i}': v for k, v in m.items()})   # any task's
         rows.append(row)
     table = pd.DataFrame(rows)
     atomic_write(out/'results.csv', lambda p: table.to_csv(p, index=False))
@@ -256,6 +258,7 @@ def per_model(table: pd.DataFrame) -> pd.DataFrame:
     n = max((int(c.rsplit('_', 1)[1]) for c in table if c.startswith('model_')), default=0)
     keys = ['point', 'group', 'arm', 'method', 'seed', 'control_key']
     if n == 0 or done.empty: raise ValueError("no finished point with per-model results in this table: nothing to summarize yet")
+    if 'acc_1' not in table: raise ValueError("each point of this sweep is a whole experiment: see `experiments_table`")
     long = pd.concat([done[keys + [f'{k}_{i}' for k in MODEL_METRICS]].set_axis(keys + list(MODEL_METRICS), axis=1).assign(position=i)
                       for i in range(1, n + 1)], ignore_index=True).dropna(subset=['model'])
     order = {k: {v: j for j, v in enumerate(dict.fromkeys(done[k]))} for k in ('group', 'arm')}
@@ -277,9 +280,28 @@ def report_table(table: pd.DataFrame) -> pd.DataFrame:
                          'test acc': [mean_sd(m, sd) for m, sd in zip(s.acc, s.acc_sd)],
                          '− start': [mean_sd(m, signed=True) for m in s.vs_start],
                          '− control': [mean_sd(m, sd, signed=True) for m, sd in zip(s.vs_control, s.vs_control_sd)],
+                         '− control, 95 %': [interval_text(lo, hi) for lo, hi in zip(s.vs_control_lo, s.vs_control_hi)],
                          'gain/loss': [f"{g * 100:.1f}/{l * 100:.1f}" for g, l in zip(s.gain, s.loss)],
                          'taught': [f"{t * 100:.0f}%" if ok else '' for t, ok in zip(s.taught, teaches)],
                          'seeds': s.seeds}, index=s.index)
+
+# %% ../nbs/12_runs.ipynb #d305b7de
+def experiments_table(table: pd.DataFrame) -> pd.DataFrame:
+    "A row per finished point, model and arm of a sweep of whole experiments: mean ± sd over its seeds, minus its control, 95 % interval."
+    done = table[table.status == 'done']
+    n = max((int(c.rsplit('_', 1)[1]) for c in table if c.startswith('method_')), default=0)
+    if n == 0 or done.empty: raise ValueError("no finished point of a whole experiment in this table: nothing to summarize yet")
+    rows = []
+    for _, point in done.iterrows():
+        for i in range(1, n + 1):
+            if pd.isna(point.get(f'model_{i}')): continue
+            arm = point[f'method_{i}'] != 'control'
+            rows.append({'point': point.arm or point.point, 'model': point[f'model_{i}'], 'method': point[f'method_{i}'],
+                         point[f'metric_{i}']: mean_sd(point[f'mean_{i}'], point[f'sd_{i}']),
+                         '− control': mean_sd(point[f'vs_control_{i}'], signed=True) if arm else '',
+                         '− control, 95 %': interval_text(point[f'vs_control_lo_{i}'], point[f'vs_control_hi_{i}']) if arm else '',
+                         'seeds': point[f'seeds_{i}']})
+    return pd.DataFrame(rows).set_index(['point', 'model', 'method'])
 
 # %% ../nbs/12_runs.ipynb #9d3d9a2b
 def run_report(

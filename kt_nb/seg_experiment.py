@@ -169,7 +169,7 @@ def run_segmentation(
     arm_rows = run_arms([Arm(m, specs) for m in ['control', *cfg.methods]], cfg.seeds, train, progress, 'segmentation arms')
     runs = pd.DataFrame(start_rows + arm_rows)
     reused = all(all_reused for _, all_reused in starts.values())
-    return finish_experiment(cfg, runs, summarize_segmentation(runs), out, started, stage1_s=round(stage1_s, 1), stage1_reused=reused,
+    return finish_experiment(cfg, runs, summarize_segmentation(runs), out, started, 'miou', stage1_s=round(stage1_s, 1), stage1_reused=reused,
                              sizes={k: len(v) for k, v in data.items() if k != 'val'})
 
 def summarize_segmentation(runs: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +198,7 @@ SEG_PARAMS = {
     'models': model_specs(tuple(SEG_DECODERS), 'decoder'), 'methods': method_arms, 'seeds': integer(1),
     'n_train': integer(2), 'n_test': integer(1), 'size': integer(16), 'batch_size': integer(2),
     'stage1_epochs': integer(1), 'stage1_lr': number(positive=True), 'epochs': integer(1), 'lr': number(positive=True),
-    'detach_teacher': boolean, 'data_seed': integer(0), 'threads': integer(0), 'device': device, 'out': text,
+    'detach_teacher': boolean, 'data_seed': integer(0), 'threads': integer(0), 'device': device, 'out': text, 'stage1_dir': text,
 }
 
 def check_seg_params(params: dict) -> dict:

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TRAIN = ROOT/'kt_nb'/'notebooks'/'train_classification.ipynb'
 SALIENCY = ROOT/'kt_nb'/'notebooks'/'train_saliency.ipynb'
+SEGMENTATION = ROOT/'kt_nb'/'notebooks'/'train_segmentation.ipynb'
 
 # two pairs of tiny models from scratch x (the paper's method, control) x two seeds, on digits
 SPEC = """
@@ -109,7 +110,8 @@ def test_bad_sweep_point_stops_before_any_point_runs(tmp_path):
     assert not (tmp_path/'s').exists()
 
 
-@pytest.mark.parametrize('notebook,module,table', [(TRAIN, 'demo', 'TRAIN_PARAMS'), (SALIENCY, 'video', 'VIDEO_PARAMS')])
+@pytest.mark.parametrize('notebook,module,table', [(TRAIN, 'demo', 'TRAIN_PARAMS'), (SALIENCY, 'video', 'VIDEO_PARAMS'),
+                                                    (SEGMENTATION, 'seg_experiment', 'SEG_PARAMS')])
 def test_help_notebook_lists_every_parameter_with_a_description(notebook, module, table):
     import importlib
     result = subprocess.run([str(BIN/'papermill'), '--help-notebook', str(notebook)], capture_output=True, text=True, timeout=120)
@@ -189,3 +191,21 @@ def test_report_with_nothing_finished_says_so(tmp_path):
     assert result.stderr.count('timed out after 1.0 s') == 2 and 'Traceback' not in result.stderr
     assert 'report: not written, no point finished' in result.stdout
     assert '0 of 2 points done, 2 failed' in result.stdout
+
+
+def test_segmentation_sweep_tabulates_every_point(tmp_path):
+    "Each point of a segmentation sweep is a whole experiment; its models and arms reach results.csv and the printed table."
+    spec = tmp_path/'seg.yaml'
+    spec.write_text(f"notebook: {SEGMENTATION}\n"
+                    "base: {n_train: 32, n_test: 16, seeds: 2, threads: 1}\ngrid:\n  lr: [3.0e-4, 1.0e-3]\n")
+    result = subprocess.run([str(BIN/'kt-nb'), 'sweep', str(spec), '--out', str(tmp_path/'s'), '--workers', '2'], env=env(),
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(tmp_path/'s'/'results.csv')
+    assert (table.status == 'done').all() and len(table) == 2
+    assert set(table.method_1) == {'control'} and set(table.method_3) == {'bikd:gt_confidence'} and set(table.metric_1) == {'miou'}
+    assert table.mean_3.between(0, 1).all() and (table.seeds_3 == 2).all()
+    assert (table.vs_control_lo_3 <= table.vs_control_3).all() and (table.vs_control_3 <= table.vs_control_hi_3).all()
+    printed = result.stdout
+    assert "Each point's models and arms" in printed and 'lr=0.0003' in printed and 'lr=0.001' in printed
+    assert printed.count('bikd:gt_confidence') == 4, printed   # two models in each of two points
