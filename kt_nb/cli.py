@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['build_parser', 'demo_command', 'sweep_command', 'bench_command', 'bench_loader_command', 'main']
+__all__ = ['build_parser', 'settings_table', 'demo_command', 'sweep_command', 'bench_command', 'bench_loader_command', 'main']
 
 # %% ../nbs/17_cli.ipynb #e28e1e1a
 def _groups(text: str) -> list[str]:
@@ -22,6 +22,14 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1: raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+def _setting(text: str) -> tuple[str, object]:
+    "NAME=VALUE, the value read as YAML reads it (3, 1e-3, true, [a, b]); checked by the config it sets."
+    import yaml
+    name, equals, value = text.partition('=')
+    if not equals or not name: raise argparse.ArgumentTypeError(f"a setting is NAME=VALUE, got {text!r}")
+    try: return name, yaml.safe_load(value)
+    except yaml.YAMLError: return name, value
 
 def _arm(text: str) -> str:
     from kt_nb.experiment import method_arms
@@ -52,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--paper-gradients', action='store_true', help="don't detach the teacher (the paper's code)")
     demo.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
     demo.add_argument('--overwrite', action='store_true', help='OUT holds another demo: move it aside (OUT-replaced-<time>) and start afresh')
+    demo.add_argument('--set', dest='settings', type=_setting, nargs='+', default=[], metavar='NAME=VALUE',
+                      help='any other setting of the demo (e.g. lr=1e-3 stage1_epochs=4); --settings lists them')
+    demo.add_argument('--settings', dest='list_settings', action='store_true', help='list every setting with its default and exit')
     sweep = add('sweep', help='run every unfinished point of a sweep spec through papermill, then aggregate')
     sweep.add_argument('spec', type=Path, help='YAML sweep spec (see sweeps/ and `runs`)')
     sweep.add_argument('--workers', type=_positive, default=1, help='points run at the same time (default 1)')
@@ -81,15 +92,27 @@ def build_parser() -> argparse.ArgumentParser:
     loader.add_argument('--passes', type=_positive, default=3, help='timed passes of each loader, alternated (default 3)')
     return parser
 
+def settings_table(config) -> pd.DataFrame:
+    "Every setting of a config dataclass: its default and its line of help."
+    from dataclasses import fields
+    return pd.DataFrame([{'setting': f.name, 'default': getattr(config(), f.name), 'meaning': f.metadata['doc']}
+                         for f in fields(config) if 'doc' in f.metadata]).set_index('setting')
+
 def demo_command(args) -> int:
     from kt_nb.demo import DemoConfig, run_demo, report_table, claims
     from kt_nb.data import BUILTIN_SETS
+    from kt_nb.experiment import check_names, config_checks
+    if args.list_settings:
+        for name, row in settings_table(DemoConfig).iterrows(): print(f"{name:<15} {row.meaning} (default: {row.default})")
+        return 0
+    check_names(dict(args.settings), config_checks(DemoConfig), 'setting')
     overrides = {k: v for k, v in dict(seeds=args.seeds, groups=args.groups, methods=args.methods, dataset=args.data,
                                        img_size=args.img_size, device=args.device).items() if v is not None}
     overrides.update(workers=args.workers, on_error='skip' if args.skip_unreadable else 'raise')
     if args.paper_gradients: overrides['detach_teacher'] = False
     if args.data is not None and args.data not in BUILTIN_SETS:   # your data: all of it (--quick: a few hundred), split as it comes
         overrides.update(n_train=DemoConfig.QUICK['n_train'] if args.quick else None, n_val=None, n_test=None)
+    overrides.update(args.settings)   # --set NAME=VALUE: any setting, checked by DemoConfig
     cfg = DemoConfig.quick(**overrides) if args.quick else DemoConfig(**overrides)
     results = run_demo(cfg, args.out, progress=sys.stderr.isatty(), log=_log_lines(), overwrite=args.overwrite)
     for note in results['notes']: print(f"note: {note}")

@@ -5,7 +5,7 @@
 # %% ../nbs/07_demo.ipynb #5acfe2c7
 from __future__ import annotations
 import time, warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, ClassVar
 from pathlib import Path
 
@@ -14,17 +14,52 @@ import pandas as pd
 import torch
 
 from .data import BUILTIN_SETS, ImageSet, load_dataset, Augment
-from .models import participant, resolve_device, resolve_precision
+from .models import participant, resolve_precision
 from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES, JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
 from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, parse_spec, stage1_weights,
-                              claim_folder, method_arms, paired_flips, verdict, interval_text, check_params, integer, number, choice, boolean, text, device)
+                              claim_folder, method_arms, paired_flips, verdict, interval_text, check_params, integer, number, choice, text,
+                              setting, config_checks)
 
 # %% auto #0
-__all__ = ['STAGE1_SETTINGS', 'TRAIN_PARAMS', 'DemoConfig', 'parse_model', 'stage1_settings', 'stage1', 'augment_for',
-           'load_participants', 'accuracy_rows', 'run_demo', 'summarize', 'report_table', 'claims', 'method_for',
-           'check_train_params', 'start_participants', 'run_metrics']
+__all__ = ['STAGE1_SETTINGS', 'TRAIN_PARAMS', 'parse_model', 'model_groups', 'DemoConfig', 'stage1_settings', 'stage1',
+           'augment_for', 'load_participants', 'accuracy_rows', 'run_demo', 'summarize', 'report_table', 'claims',
+           'method_for', 'check_train_params', 'start_participants', 'run_metrics']
+
+# %% ../nbs/07_demo.ipynb #042308d0
+def parse_model(spec: str) -> tuple[str, bool]:
+    "'name' -> (name, pretrained); 'name:scratch' -> (name, not pretrained); the name checked against timm."
+    name, option = parse_spec(spec, (None, 'scratch'))
+    return name, option != 'scratch'
+
+def _models(value):
+    "A list of model specs, or one string joining them with '+'."
+    specs = value.split('+') if isinstance(value, str) else value
+    if not isinstance(specs, (list, tuple)) or not specs or not all(isinstance(s, str) and s for s in specs):
+        raise ValueError(f"must be a list of timm model names (or 'a+b'), got {value!r}")
+    if len(set(specs)) != len(specs): raise ValueError(f"names each model once, got {list(specs)}")
+    for spec in specs: parse_model(spec)
+    return list(specs)
+
+def _source(value):
+    "A built-in data set, or a source: an image folder with train/, a .csv/.parquet/.tar file, or a timm name; paths made absolute."
+    if not isinstance(value, str) or not value: raise ValueError(f"must be a data set name or path, got {value!r}")
+    path = Path(value).expanduser()
+    if value in BUILTIN_SETS or value.partition('/')[0].lower() in ('torch', 'hfds'): return value
+    if (path/'train').is_dir() or (path.is_file() and path.suffix in ('.csv', '.parquet', '.tar')): return str(path.resolve())
+    raise ValueError(f"unknown data set {value!r}; choose from {list(BUILTIN_SETS)}, a folder with train/<class>/<image>, "
+                     "a .csv/.parquet table or a .tar of class folders, or a timm name (torch/<name>, hfds/<id>)")
+
+def model_groups(value):
+    "Groups of model specs (lists, or strings joining them with '+'), 2 or more per group, no group twice."
+    if not isinstance(value, (list, tuple)) or not value: raise ValueError(f"must be a list of groups of 2 or more models, got {value!r}")
+    groups = [_models(g) for g in value]
+    if any(len(g) < 2 for g in groups): raise ValueError(f"a group needs 2 or more models, got {value!r}")
+    joined = ['+'.join(g) for g in groups]
+    twice = sorted({g for g in joined if joined.count(g) > 1})
+    if twice: raise ValueError(f"repeats group(s) {twice}: each would train the same thing twice and count it as two")
+    return groups
 
 # %% ../nbs/07_demo.ipynb #7ed2154d
 STAGE1_SETTINGS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'stage1_epochs', 'stage1_lr')   # what decides stage 1's weights
@@ -32,30 +67,25 @@ STAGE1_SETTINGS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'sta
 @dataclass
 class DemoConfig(TwoStageConfig):
     "Settings of the embedded default experiment."
-    groups: list[list[str]] = field(default_factory=lambda: [
-        ['tf_efficientnet_lite0', 'tf_efficientnet_lite1'],      # equal strength, both pretrained
-        ['tf_efficientnet_lite0', 'resnet10t:scratch']])        # unequal: pretrained vs from scratch
-    methods: list[str] = field(default_factory=lambda: ['bikd', 'dml'])  # transfer arms besides control
-    dataset: str = 'fashion_mnist'   # a built-in, or a source: an image folder, a table of paths, a timm name (see `sources`)
-    n_train: int | None = 1024       # caps (None: what the source has)
-    n_val: int | None = 500
-    n_test: int | None = 1000
-    img_size: int = 48
-    batch_size: int = 64
-    stage1_epochs: int = 6
-    workers: int = 0                 # data loading processes (streamed sources decode there)
-    on_error: str = 'raise'          # streamed sources: 'skip' leaves unreadable files out (listed in each run folder)
+    groups: list[list[str]] = setting([['tf_efficientnet_lite0', 'tf_efficientnet_lite1'],   # equal strength, both pretrained
+                                       ['tf_efficientnet_lite0', 'resnet10t:scratch']],      # unequal: pretrained vs from scratch
+                                      model_groups, "groups of timm model specs ('name:scratch': no pretrained weights)")
+    methods: list[str] = setting(['bikd', 'dml'], method_arms, 'transfer arms besides the control, method specs (bikd:task_loss, dml, kd:0)')
+    dataset: str = setting('fashion_mnist', _source, 'a built-in set, or your data: an image folder, a table of paths, a timm name')
+    n_train: int | None = setting(1024, integer(1, optional=True), 'training images at most (None: all the source has)')
+    n_val: int | None = setting(500, integer(1, optional=True), 'validation images at most')
+    n_test: int | None = setting(1000, integer(1, optional=True), 'test images at most')
+    img_size: int = setting(48, integer(8), 'input size in pixels, for every model')
+    batch_size: int = setting(64, integer(2), 'images per step, shared by all models')
+    stage1_epochs: int = setting(6, integer(1), 'epochs of stage 1 (each model alone)')
+    workers: int = setting(0, integer(0), 'data loading processes (streamed sources decode there)')
+    on_error: str = setting('raise', choice(lambda: ('raise', 'skip')), "streamed sources: 'skip' leaves unreadable files out")
     QUICK: ClassVar[dict] = dict(groups=[['tf_efficientnet_lite0', 'tf_efficientnet_lite1']], seeds=1, n_train=384, n_val=200,
                                  n_test=500, img_size=32, stage1_epochs=3, epochs=1)   # under a minute or two on 2 cores
 
     def models(self) -> list[str]:
         "Every distinct model spec, in order of first appearance."
         return list(dict.fromkeys(m for g in self.groups for m in g))
-
-def parse_model(spec: str) -> tuple[str, bool]:
-    "'name' -> (name, pretrained); 'name:scratch' -> (name, not pretrained); the name checked against timm."
-    name, option = parse_spec(spec, (None, 'scratch'))
-    return name, option != 'scratch'
 
 # %% ../nbs/07_demo.ipynb #f68449fe
 def stage1_settings(cfg: DemoConfig, seed: int) -> dict:
@@ -111,13 +141,7 @@ def run_demo(
     overwrite: bool = False,                    # move a folder that holds another demo aside (see `claim_folder`)
 ) -> dict:
     "Run the embedded default experiment; returns (and writes to `out/metrics.json`) its results."
-    cfg, out, started = cfg or DemoConfig(), Path(out), time.time()
-    groups = ['+'.join(g) for g in cfg.groups]
-    twice = sorted({g for g in groups if groups.count(g) > 1} | {'+'.join(g) for g in cfg.groups if len(set(g)) != len(g)})
-    if twice: raise ValueError(f"group(s) {twice} repeat a group or a model: each would train the same thing twice and count it as two")
-    for spec in cfg.models(): parse_model(spec)
-    method_arms(cfg.methods)
-    resolve_device(cfg.device)
+    cfg, out, started = (cfg or DemoConfig()).check(), Path(out), time.time()   # a config changed after it was made: checked again
     identity = {k: v for k, v in asdict(cfg).items() if k not in ('device', 'workers')}   # where it runs changes no result
     claim_folder(out, identity, grows=('seeds', 'methods'), overwrite=overwrite, record=False)   # refused before any work
     with warnings.catch_warnings(record=True) as caught:
@@ -216,33 +240,14 @@ def claims(results: dict) -> list[str]:
     return sentences
 
 # %% ../nbs/07_demo.ipynb #9289b8c9
-def _models(value):
-    "A list of model specs, or one string joining them with '+'."
-    specs = value.split('+') if isinstance(value, str) else value
-    if not isinstance(specs, (list, tuple)) or not specs or not all(isinstance(s, str) and s for s in specs):
-        raise ValueError(f"must be a list of timm model names (or 'a+b'), got {value!r}")
-    if len(set(specs)) != len(specs): raise ValueError(f"names each model once, got {list(specs)}")
-    for spec in specs: parse_model(spec)
-    return list(specs)
-
-def _source(value):
-    "A built-in data set, or a source: an image folder with train/, a .csv/.parquet/.tar file, or a timm name; paths made absolute."
-    if not isinstance(value, str) or not value: raise ValueError(f"must be a data set name or path, got {value!r}")
-    path = Path(value).expanduser()
-    if value in BUILTIN_SETS or value.partition('/')[0].lower() in ('torch', 'hfds'): return value
-    if (path/'train').is_dir() or (path.is_file() and path.suffix in ('.csv', '.parquet', '.tar')): return str(path.resolve())
-    raise ValueError(f"unknown data set {value!r}; choose from {list(BUILTIN_SETS)}, a folder with train/<class>/<image>, "
-                     "a .csv/.parquet table or a .tar of class folders, or a timm name (torch/<name>, hfds/<id>)")
-
+_DEMO = config_checks(DemoConfig)   # a run shares these settings' checks with the demo
 TRAIN_PARAMS = {
-    'models': _models, 'method': choice(lambda: sorted(METHODS)), 'rule': choice(lambda: sorted(ROLE_RULES)),
-    'kd_teacher': integer(0), 'detach_teacher': boolean,
-    'dataset': _source, 'n_train': integer(1, optional=True), 'n_val': integer(1, optional=True),
-    'n_test': integer(1, optional=True), 'img_size': integer(8), 'batch_size': integer(2),
-    'stage1_epochs': integer(0), 'stage1_lr': number(positive=True),
-    'epochs': integer(1), 'lr': number(positive=True), 'weight_decay': number(positive=False), 'seed': integer(0),
-    'threads': integer(0), 'workers': integer(0), 'device': device, 'precision': choice(lambda: ('auto', *AUTOCAST_DTYPES)),
-    'out': text, 'stage1_dir': text,
+    'models': _models, 'method': choice(lambda: sorted(METHODS)), 'rule': choice(lambda: sorted(ROLE_RULES)), 'kd_teacher': integer(0),
+    **{k: _DEMO[k] for k in ('detach_teacher', 'dataset', 'n_train', 'n_val', 'n_test', 'img_size', 'batch_size')},
+    'stage1_epochs': integer(0),   # 0: no stage 1, the run starts from the given weights
+    **{k: _DEMO[k] for k in ('stage1_lr', 'epochs', 'lr')},
+    'weight_decay': number(positive=False), 'seed': integer(0), 'threads': integer(0), 'workers': _DEMO['workers'],
+    'device': _DEMO['device'], 'precision': choice(lambda: ('auto', *AUTOCAST_DTYPES)), 'out': text, 'stage1_dir': text,
 }
 
 def method_for(params: dict) -> Method:

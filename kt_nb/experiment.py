@@ -5,7 +5,7 @@
 # %% ../nbs/06a_experiment.ipynb #ce3ab779
 from __future__ import annotations
 import copy, difflib, fcntl, hashlib, json, math, re, time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
@@ -20,10 +20,10 @@ from .storage import atomic_write, save_state
 
 # %% auto #0
 __all__ = ['IPYTHON_NAMES', 'RUNNER_FILES', 'integer', 'number', 'choice', 'boolean', 'text', 'device', 'given_params',
-           'check_params', 'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms', 'FolderInUse', 'claim_folder',
-           'digest', 'stage1_files', 'stage1_weights', 'Arm', 'run_arms', 'interval95', 'paired_flips', 'mcnemar',
-           'verdict', 'interval_text', 'machine', 'paired_deltas', 'paired_summary', 'mean_sd', 'strict_json',
-           'write_metrics', 'summary_models', 'finish_experiment']
+           'check_names', 'check_params', 'setting', 'config_checks', 'TwoStageConfig', 'parse_spec', 'model_specs',
+           'method_arms', 'FolderInUse', 'claim_folder', 'digest', 'stage1_files', 'stage1_weights', 'Arm', 'run_arms',
+           'interval95', 'paired_flips', 'mcnemar', 'verdict', 'interval_text', 'machine', 'paired_deltas',
+           'paired_summary', 'mean_sd', 'strict_json', 'write_metrics', 'summary_models', 'finish_experiment']
 
 # %% ../nbs/06a_experiment.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -82,15 +82,24 @@ def given_params(
     values = (str, int, float, bool, list, tuple, dict, type(None))   # what parameters hold (not modules a runner put there)
     return {k: v for k, v in namespace.items() if not k.startswith('_') and k not in IPYTHON_NAMES and isinstance(v, values)}
 
+def check_names(
+    names,                    # the names given
+    valid,                    # the names known
+    what: str = 'parameter',  # what they name, in the message
+):
+    "Refuse names that are not known, suggesting the nearest valid one."
+    unknown = sorted(set(names) - set(valid))
+    if unknown:
+        hints = [f"{u!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(u, valid, n=1)) else repr(u) for u in unknown]
+        raise ValueError(f"unknown {what}(s) {', '.join(hints)}; valid {what}s: {list(valid)}")
+
 def check_params(
     params: dict,   # parameter name -> value, all of `spec`'s names
     spec: dict,     # name -> check; a check returns the value or raises `ValueError`
 ) -> dict:          # the checked values
     "Check every parameter before any work; a failure names the parameter and what it accepts."
-    unknown, missing = sorted(set(params) - set(spec)), sorted(set(spec) - set(params))
-    if unknown:
-        hints = [f"{u!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(u, spec, n=1)) else repr(u) for u in unknown]
-        raise ValueError(f"unknown parameter(s) {', '.join(hints)}; valid parameters: {list(spec)}")
+    check_names(params, spec)
+    missing = sorted(set(spec) - set(params))
     if missing: raise ValueError(f"missing parameter(s) {missing}")
     checked = {}
     for name, check in spec.items():
@@ -99,16 +108,33 @@ def check_params(
     return checked
 
 # %% ../nbs/06a_experiment.ipynb #676882ec
+def setting(default, check: Callable, doc: str):
+    "A config field carrying its check and its line of help."
+    value = dict(default_factory=lambda: copy.deepcopy(default)) if isinstance(default, (list, dict)) else dict(default=default)
+    return field(**value, metadata={'check': check, 'doc': doc})
+
+def config_checks(cls) -> dict[str, Callable]:
+    "Each setting of a config dataclass with its check."
+    return {f.name: f.metadata['check'] for f in fields(cls) if 'check' in f.metadata}
+
 @dataclass
 class TwoStageConfig:
     "What every experiment shares: stage 1 fine-tunes each model alone, stage 2 trains the control and each arm from those weights, per seed."
-    seeds: int = 3
-    stage1_lr: float = 3e-3
-    epochs: int = 2              # stage 2
-    lr: float = 3e-4             # stage 2
-    detach_teacher: bool = True
-    device: str = 'cpu'
+    seeds: int = setting(3, integer(1), 'seeds; each has its own stage 1, and every arm is paired with the control of its seed')
+    stage1_lr: float = setting(3e-3, number(positive=True), 'learning rate of stage 1 (each model alone)')
+    epochs: int = setting(2, integer(1), 'epochs of stage 2 (every arm, the control included)')
+    lr: float = setting(3e-4, number(positive=True), 'learning rate of stage 2')
+    detach_teacher: bool = setting(True, boolean, "False: the paper's code (the teacher also receives the transfer gradients)")
+    device: str = setting('cpu', device, "'cpu', 'cuda', 'cuda:N' or 'auto' (a GPU where there is one)")
     QUICK: ClassVar[dict] = {}   # the settings `quick` changes
+
+    def __post_init__(self): self.check()
+
+    def check(self):
+        "Every setting checked, and kept as checked ('1e-3' read as a number, 'auto' resolved); a mistake names the setting."
+        for name, value in check_params({k: getattr(self, k) for k in config_checks(type(self))}, config_checks(type(self))).items():
+            setattr(self, name, value)
+        return self
 
     @classmethod
     def quick(cls, **overrides):

@@ -5,7 +5,7 @@
 # %% ../nbs/09c_seg_experiment.ipynb #7249f548
 from __future__ import annotations
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import ClassVar
 from pathlib import Path
 
@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader
 from .models import Participant, eval_mode
 from .learner import JointLearner
 from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, stage1_weights,
-                              check_params, model_specs, method_arms, integer, number, boolean, text, device, claim_folder,
-                              RUNNER_FILES, interval_text, verdict)
+                              check_params, model_specs, method_arms, integer, text, claim_folder,
+                              RUNNER_FILES, interval_text, verdict, setting, config_checks, parse_spec)
 from .roles import get_method
 from .segmentation import SegMetrics, SegSet, Segmentation, show_canvases, synthetic_segmentation
 from .segmenters import SEG_DECODERS, seg_participant
@@ -100,15 +100,16 @@ def explore_segmentation(participants: list[Participant], data: SegSet):
 @dataclass
 class SegConfig(TwoStageConfig):
     "Settings of the segmentation experiment on the synthetic set."
-    models: list[tuple[str, str]] = field(default_factory=lambda: [
-        ('tf_efficientnet_lite0', 'fpn'), ('tf_efficientnet_lite1', 'deeplabv3plus')])   # (timm name, decoder)
-    methods: list[str] = field(default_factory=lambda: ['bikd:task_loss', 'bikd:gt_confidence', 'dml'])  # arms besides control: per image, per pixel
-    n_train: int = 320
-    n_test: int = 256
-    size: int = 64
-    batch_size: int = 32
-    stage1_epochs: int = 10
-    data_seed: int = 0
+    models: list[str] = setting(['tf_efficientnet_lite0:fpn', 'tf_efficientnet_lite1:deeplabv3plus'],
+                                model_specs(tuple(SEG_DECODERS), 'decoder'), "segmenters, '<timm name>:<decoder>' (fpn or deeplabv3plus)")
+    methods: list[str] = setting(['bikd:task_loss', 'bikd:gt_confidence', 'dml'], method_arms,
+                                 'arms besides the control: bikd:task_loss (the paper\'s, per image), bikd:gt_confidence (per pixel), dml')
+    n_train: int = setting(320, integer(2), 'synthetic training canvases')
+    n_test: int = setting(256, integer(1), 'synthetic test canvases')
+    size: int = setting(64, integer(16), 'canvas size in pixels')
+    batch_size: int = setting(32, integer(2), 'canvases per step')
+    stage1_epochs: int = setting(10, integer(1), 'epochs of each model alone first')
+    data_seed: int = setting(0, integer(0), 'seed of the synthetic canvases')
     QUICK: ClassVar[dict] = dict(seeds=1, n_train=64, n_test=32, size=32, stage1_epochs=1, epochs=1)
 
 STAGE1_SEG_SETTINGS = ('n_train', 'size', 'batch_size', 'stage1_epochs', 'stage1_lr', 'data_seed')   # what decides stage 1's weights
@@ -117,14 +118,14 @@ def seg_stage1(cfg: SegConfig, data: dict, root: Path, progress: bool = False, s
     "Each segmenter fine-tuned alone, or its weights from an earlier run with the same settings and seed; and whether all were reused."
     task = Segmentation(data['train'].num_classes)
     def train(spec):
-        name, decoder = spec.split(':')
+        name, decoder = parse_spec(spec, SEG_DECODERS, 'decoder')
         torch.manual_seed(seed)
         p = seg_participant(name, task.num_classes, decoder, img_size=cfg.size)
         JointLearner([p], data['train'], method='control', task=task, epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
                      batch_size=cfg.batch_size, seed=seed, device=cfg.device, progress=progress).fit()
         return p.model
     settings = {'task': 'segmentation', **{k: getattr(cfg, k) for k in STAGE1_SEG_SETTINGS}, 'seed': seed}
-    return stage1_weights(root, settings, [f'{n}:{d}' for n, d in cfg.models], train)
+    return stage1_weights(root, settings, cfg.models, train)
 
 _METRICS = ('miou', 'pixel_acc', 'mean_acc', 'fw_iou')
 
@@ -141,6 +142,7 @@ def run_segmentation(
     data = synthetic_segmentation(cfg.n_train, 16, cfg.n_test, cfg.size, seed=cfg.data_seed)
     task = Segmentation(data['train'].num_classes)
     starts, start_rows, stage1_s = {}, [], 0.   # seed -> (stage-1 weights, all reused); a row per seed and model at its start
+    decoders = [parse_spec(spec, SEG_DECODERS, 'decoder') for spec in cfg.models]   # (timm name, decoder) of each
 
     def from_stage1(seed: int) -> list:
         "Fresh segmenters from the seed's stage-1 weights, trained when the seed's first arm needs them."
@@ -152,7 +154,8 @@ def run_segmentation(
             start_rows.extend({'method': 'start', 'model': n, 'seed': seed, **{k: m[k] for k in _METRICS}}
                               for n, m in evaluate(from_stage1(seed), data['test'], device=cfg.device).items())
         weights = starts[seed][0]
-        return [seg_participant(n, task.num_classes, d, weights=weights[f'{n}:{d}'], img_size=cfg.size) for n, d in cfg.models]
+        return [seg_participant(name, task.num_classes, decoder, weights=weights[spec], img_size=cfg.size)
+                for spec, (name, decoder) in zip(cfg.models, decoders)]
 
     def train(arm: Arm, seed: int) -> list[dict]:
         began = time.time()
@@ -165,8 +168,7 @@ def run_segmentation(
         return [{'model': name, **{k: m[k] for k in _METRICS}, 'taught': taught.get(name, float('nan')), 'train_s': train_s}
                 for name, m in evaluate(learner.participants, data['test'], device=cfg.device).items()]
 
-    specs = [f'{n}:{d}' for n, d in cfg.models]
-    arm_rows = run_arms([Arm(m, specs) for m in ['control', *cfg.methods]], cfg.seeds, train, progress, 'segmentation arms')
+    arm_rows = run_arms([Arm(m, cfg.models) for m in ['control', *cfg.methods]], cfg.seeds, train, progress, 'segmentation arms')
     runs = pd.DataFrame(start_rows + arm_rows)
     reused = all(all_reused for _, all_reused in starts.values())
     return finish_experiment(cfg, runs, summarize_segmentation(runs), out, started, 'miou', stage1_s=round(stage1_s, 1), stage1_reused=reused,
@@ -194,12 +196,7 @@ def seg_report_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(['model', 'method'])
 
 # %% ../nbs/09c_seg_experiment.ipynb #19c80f0e
-SEG_PARAMS = {
-    'models': model_specs(tuple(SEG_DECODERS), 'decoder'), 'methods': method_arms, 'seeds': integer(1),
-    'n_train': integer(2), 'n_test': integer(1), 'size': integer(16), 'batch_size': integer(2),
-    'stage1_epochs': integer(1), 'stage1_lr': number(positive=True), 'epochs': integer(1), 'lr': number(positive=True),
-    'detach_teacher': boolean, 'data_seed': integer(0), 'threads': integer(0), 'device': device, 'out': text, 'stage1_dir': text,
-}
+SEG_PARAMS = {**config_checks(SegConfig), 'threads': integer(0), 'out': text, 'stage1_dir': text}   # a run: the experiment's settings and where it runs
 
 def check_seg_params(params: dict) -> dict:
     "Every parameter of a segmentation run checked (the device resolved)."
