@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
@@ -31,34 +32,8 @@ class ClipSet(InMemory):
     name: str = ''
 
     def __post_init__(self):
-        frames, clips, maps, fixations, videos = self.frames, self.clips, self.maps, self.fixations, self.videos
-        if frames.dtype != torch.uint8 or frames.ndim != 4:
-            raise ValueError(f"frames must be uint8 (F, C, H, W), got {frames.dtype} {tuple(frames.shape)}")
-        if clips.dtype != torch.int64 or clips.ndim != 2:
-            raise ValueError(f"clips must be int64 (N, T) frame indices, got {clips.dtype} {tuple(clips.shape)}")
-        if clips.numel() == 0: raise ValueError(f"the data set {self.name!r} is empty: {tuple(clips.shape)} clips")
-        if clips.min() < 0 or clips.max() >= len(frames):
-            raise ValueError(f"clips index frames {int(clips.min())}..{int(clips.max())}, but there are {len(frames)} frames")
-        backwards = (clips[:, 1:] < clips[:, :-1]).any(1).nonzero()[:, 0]
-        if len(backwards):
-            j = int(backwards[0])
-            raise ValueError(f"clip {j} lists its frames out of time order: {clips[j].tolist()}")
-        N, (H, W) = len(clips), frames.shape[-2:]
-        for what, t, dtype in (('maps', maps, torch.float32), ('fixations', fixations, torch.bool)):
-            if t.ndim != 3 or len(t) != N:
-                raise ValueError(f"{what} must be (N={N}, H, W), one per clip, got {tuple(t.shape)}")
-            if t.shape[-2:] != (H, W):
-                raise ValueError(f"{what} are {t.shape[-2]}x{t.shape[-1]} but frames are {H}x{W} (height x width): they must have the same size")
-            if t.dtype != dtype: raise ValueError(f"{what} must be {dtype}, got {t.dtype}")
-        if videos.dtype != torch.int64 or videos.shape != (N,):
-            raise ValueError(f"videos must be int64 (N={N},), got {videos.dtype} {tuple(videos.shape)}")
-        for problem, bad in (('has negative or non-finite values', ~torch.isfinite(maps).flatten(1).all(1) | (maps < 0).flatten(1).any(1)),
-                             ('is all zero', maps.flatten(1).amax(1) <= 0),
-                             ('has no fixation', ~fixations.flatten(1).any(1))):
-            if bad.any():
-                where = bad.nonzero()[:, 0]
-                raise ValueError(f"the target of clip {int(where[0])} of {self.name!r} {problem}"
-                                 + (f" (and {len(where) - 1} more clips)" if len(where) > 1 else ''))
+        self._check_clips()
+        self._check_targets()
 
     def __len__(self): return len(self.clips)
 
@@ -78,33 +53,75 @@ class ClipSet(InMemory):
         return replace(self, clips=self.clips[idx], maps=self.maps[idx], fixations=self.fixations[idx],
                        videos=self.videos[idx], name=name or self.name)
 
-    def other_fixations(self,
-        i,                # a clip index, or (B,) indices
-        k: int = 10,      # clips whose fixations are pooled
-        seed: int = 0,
-    ) -> Tensor:          # (H, W) bool, or (B, H, W) for a batch of indices
-        "Union of the fixations of up to `k` clips from other videos (one video only: clips at least T frames away), for the shuffled AUC."
-        if isinstance(i, (list, tuple)) or (torch.is_tensor(i) and i.ndim > 0):
-            return torch.stack([self._others(int(j), k, seed) for j in i])
-        return self._others(int(i), k, seed)
-
-    def _others(self, i: int, k: int, seed: int) -> Tensor:
-        i = i % len(self)
-        if bool((self.videos != self.videos[0]).any()): pool = (self.videos != self.videos[i]).nonzero()[:, 0]
-        else:
-            last = self.clips[:, -1]
-            pool = ((last - last[i]).abs() >= self.clip_length).nonzero()[:, 0]
-        if len(pool) == 0:
-            warnings.warn(f"clip {i} of {self.name!r} has no clip from another video or {self.clip_length} frames away: "
-                          "it gets no shuffled fixations")
-            return torch.zeros_like(self.fixations[i])
-        pick = np.random.default_rng([seed, i]).choice(len(pool), min(k, len(pool)), replace=False)
-        return self.fixations[pool[torch.from_numpy(pick)]].any(0)
-
     def __repr__(self):
         n_videos = len(self.videos.unique())
         return (f"{type(self).__name__}({self.name!r}, {len(self)} clips of {self.clip_length} frames {tuple(self.frames.shape[1:])}, "
                 f"{n_videos} video{'s' if n_videos != 1 else ''}, {len(self.frames)} frames)")
+
+# %% ../nbs/15_clips.ipynb #4077911f
+@patch
+def _check_clips(self: ClipSet):
+    "Frames are uint8 images; every clip indexes them in time order."
+    frames, clips = self.frames, self.clips
+    if frames.dtype != torch.uint8 or frames.ndim != 4:
+        raise ValueError(f"frames must be uint8 (F, C, H, W), got {frames.dtype} {tuple(frames.shape)}")
+    if clips.dtype != torch.int64 or clips.ndim != 2:
+        raise ValueError(f"clips must be int64 (N, T) frame indices, got {clips.dtype} {tuple(clips.shape)}")
+    if clips.numel() == 0: raise ValueError(f"the data set {self.name!r} is empty: {tuple(clips.shape)} clips")
+    if clips.min() < 0 or clips.max() >= len(frames):
+        raise ValueError(f"clips index frames {int(clips.min())}..{int(clips.max())}, but there are {len(frames)} frames")
+    backwards = (clips[:, 1:] < clips[:, :-1]).any(1).nonzero()[:, 0]
+    if len(backwards):
+        j = int(backwards[0])
+        raise ValueError(f"clip {j} lists its frames out of time order: {clips[j].tolist()}")
+
+# %% ../nbs/15_clips.ipynb #20ea9fd1
+@patch
+def _check_targets(self: ClipSet):
+    "One map and one fixation map per clip, of the frames' size; every map usable and every clip fixated."
+    frames, clips, maps, fixations, videos = self.frames, self.clips, self.maps, self.fixations, self.videos
+    N, (H, W) = len(clips), frames.shape[-2:]
+    for what, t, dtype in (('maps', maps, torch.float32), ('fixations', fixations, torch.bool)):
+        if t.ndim != 3 or len(t) != N:
+            raise ValueError(f"{what} must be (N={N}, H, W), one per clip, got {tuple(t.shape)}")
+        if t.shape[-2:] != (H, W):
+            raise ValueError(f"{what} are {t.shape[-2]}x{t.shape[-1]} but frames are {H}x{W} (height x width): they must have the same size")
+        if t.dtype != dtype: raise ValueError(f"{what} must be {dtype}, got {t.dtype}")
+    if videos.dtype != torch.int64 or videos.shape != (N,):
+        raise ValueError(f"videos must be int64 (N={N},), got {videos.dtype} {tuple(videos.shape)}")
+    for problem, bad in (('has negative or non-finite values', ~torch.isfinite(maps).flatten(1).all(1) | (maps < 0).flatten(1).any(1)),
+                         ('is all zero', maps.flatten(1).amax(1) <= 0),
+                         ('has no fixation', ~fixations.flatten(1).any(1))):
+        if bad.any():
+            where = bad.nonzero()[:, 0]
+            raise ValueError(f"the target of clip {int(where[0])} of {self.name!r} {problem}"
+                             + (f" (and {len(where) - 1} more clips)" if len(where) > 1 else ''))
+
+# %% ../nbs/15_clips.ipynb #c4becd32
+@patch
+def other_fixations(self: ClipSet,
+    i,                # a clip index, or (B,) indices
+    k: int = 10,      # clips whose fixations are pooled
+    seed: int = 0,
+) -> Tensor:          # (H, W) bool, or (B, H, W) for a batch of indices
+    "Union of the fixations of up to `k` clips from other videos (one video only: clips at least T frames away), for the shuffled AUC."
+    if isinstance(i, (list, tuple)) or (torch.is_tensor(i) and i.ndim > 0):
+        return torch.stack([self._others(int(j), k, seed) for j in i])
+    return self._others(int(i), k, seed)
+
+@patch
+def _others(self: ClipSet, i: int, k: int, seed: int) -> Tensor:
+    i = i % len(self)
+    if bool((self.videos != self.videos[0]).any()): pool = (self.videos != self.videos[i]).nonzero()[:, 0]
+    else:
+        last = self.clips[:, -1]
+        pool = ((last - last[i]).abs() >= self.clip_length).nonzero()[:, 0]
+    if len(pool) == 0:
+        warnings.warn(f"clip {i} of {self.name!r} has no clip from another video or {self.clip_length} frames away: "
+                      "it gets no shuffled fixations")
+        return torch.zeros_like(self.fixations[i])
+    pick = np.random.default_rng([seed, i]).choice(len(pool), min(k, len(pool)), replace=False)
+    return self.fixations[pool[torch.from_numpy(pick)]].any(0)
 
 # %% ../nbs/15_clips.ipynb #c150000c
 def gaussian_blur(
@@ -125,7 +142,7 @@ def gaussian_blur(
     flat = F.conv2d(flat, kernel.view(1, 1, -1, 1), padding=(r, 0))        # along the height
     return flat.reshape(x.shape)
 
-# %% ../nbs/15_clips.ipynb #c1500010
+# %% ../nbs/15_clips.ipynb #57489edd
 def _item_side(size: int) -> int:
     side = round(size / 3)
     if side < 4: raise ValueError(f"frames of side {size} are too small: items are a third of the frame, at least 4 pixels (size >= 12)")
@@ -135,6 +152,10 @@ def _inks(items: ImageSet) -> Tensor:  # (N, h, w) float in [0, 1]
     "The items' images as grey ink."
     return items.images.float().mean(1) / 255
 
+def _default_items() -> ImageSet:
+    return load_dataset('fashion_mnist', fallback=True)['test']
+
+# %% ../nbs/15_clips.ipynb #18543144
 def _bounce(
     start: np.ndarray,     # (..., 2) position on the unfolded circle, in [0, 2 * span)
     velocity: np.ndarray,  # (..., 2) pixels per frame (0 for a still item)
@@ -145,6 +166,7 @@ def _bounce(
     q = np.floor((start + velocity * t) % (2 * span)).astype(np.int64)
     return np.where(q <= span, q, 2 * span - q)
 
+# %% ../nbs/15_clips.ipynb #b2b34751
 def _scene(rng: np.random.Generator, inks: Tensor, size: int, n_objects: int, speed: float) -> dict:
     "One video's background, items (ink, tint), unfolded starts, velocities, and which item moves."
     side = _item_side(size)
@@ -165,6 +187,7 @@ def _scene(rng: np.random.Generator, inks: Tensor, size: int, n_objects: int, sp
 def _positions(scene: dict, t: int) -> np.ndarray:  # (n_objects, 2) top-left (row, column) at frame t
     return _bounce(scene['starts'], scene['velocity'], t, scene['span'])
 
+# %% ../nbs/15_clips.ipynb #969d2091
 def _render(scene: dict, positions: np.ndarray) -> Tensor:  # (3, size, size) uint8
     "A frame from the items' positions alone, items drawn in their fixed order over the background."
     image, side = scene['background'].clone(), scene['side']
@@ -175,6 +198,7 @@ def _render(scene: dict, positions: np.ndarray) -> Tensor:  # (3, size, size) ui
         image[window] = image[window] * (1 - opaque) + colour[:, None, None] * shade * opaque
     return (image * 255).round().to(torch.uint8)
 
+# %% ../nbs/15_clips.ipynb #4ff812b7
 def _video(rng: np.random.Generator, inks: Tensor, size: int, n_objects: int, speed: float, n_frames: int,
            fixations_per_frame: int) -> tuple[Tensor, Tensor, dict]:
     "(n_frames, 3, size, size) uint8 frames, (n_frames, size, size) bool fixations, and the scene."
@@ -188,14 +212,24 @@ def _video(rng: np.random.Generator, inks: Tensor, size: int, n_objects: int, sp
         fixations[t, points[:, 0], points[:, 1]] = True
     return torch.stack(frames), fixations, scene
 
+# %% ../nbs/15_clips.ipynb #effd5689
 def clip_windows(n_frames: int, clip_length: int, stride: int) -> Tensor:  # (n_clips, clip_length) frame numbers in a video
     "The frames of every clip of `clip_length` frames that slides over a video by `stride`."
     starts = torch.arange(0, n_frames - clip_length + 1, stride)
     return starts[:, None] + torch.arange(clip_length)
 
-def _default_items() -> ImageSet:
-    return load_dataset('fashion_mnist', fallback=True)['test']
+# %% ../nbs/15_clips.ipynb #12d5c9fa
+def _check_synthetic(n_videos: int, frames_per_video: int, clip_length: int, stride: int,
+                     size: int, n_objects: int, fixations_per_frame: int):   # as `synthetic_clips` takes them
+    "Every count at least 1, clips no longer than a video, frames large enough for items."
+    if n_videos < 1: raise ValueError(f"n_videos must be at least 1, got {n_videos}")
+    if not 1 <= clip_length <= frames_per_video:
+        raise ValueError(f"clip_length must lie in [1, frames_per_video={frames_per_video}], got {clip_length}")
+    if stride < 1 or n_objects < 1 or fixations_per_frame < 1:
+        raise ValueError("stride, n_objects and fixations_per_frame must be at least 1")
+    _item_side(size)
 
+# %% ../nbs/15_clips.ipynb #2cfe9526
 def synthetic_clips(
     n_videos: int,                  # videos to make
     frames_per_video: int = 12,
@@ -211,12 +245,7 @@ def synthetic_clips(
     speed: float | None = None,     # pixels per frame of the moving item (None: size / 20)
 ) -> ClipSet:
     "Videos of still items and one moving item, with fixations on the moving one: exact ground truth that only motion reveals."
-    if n_videos < 1: raise ValueError(f"n_videos must be at least 1, got {n_videos}")
-    if not 1 <= clip_length <= frames_per_video:
-        raise ValueError(f"clip_length must lie in [1, frames_per_video={frames_per_video}], got {clip_length}")
-    if stride < 1 or n_objects < 1 or fixations_per_frame < 1:
-        raise ValueError("stride, n_objects and fixations_per_frame must be at least 1")
-    _item_side(size)
+    _check_synthetic(n_videos, frames_per_video, clip_length, stride, size, n_objects, fixations_per_frame)
     speed = size / 20 if speed is None else speed
     inks = _inks(_default_items() if items is None else items)
     rng = np.random.default_rng(seed)
@@ -233,6 +262,7 @@ def synthetic_clips(
     videos = torch.arange(n_videos).repeat_interleave(len(windows))
     return ClipSet(torch.cat(frames), clips, maps, fix, videos, name)
 
+# %% ../nbs/15_clips.ipynb #ad0349e4
 def synthetic_splits(
     n_train_videos: int, n_val_videos: int, n_test_videos: int,
     seed: int = 0,
@@ -248,7 +278,7 @@ def synthetic_splits(
     return {split: synthetic_clips(n, items=items.subset(torch.from_numpy(part)), seed=(seed, k), name=f'{name}/{split}', **kw)
             for k, ((split, n), part) in enumerate(zip(sizes.items(), thirds)) if n}
 
-# %% ../nbs/15_clips.ipynb #c1500018
+# %% ../nbs/15_clips.ipynb #c070cd66
 def _heat(v: np.ndarray) -> np.ndarray:  # (H, W) in [0, 1] -> (H, W, 3) float in [0, 1]
     "Black-red-yellow-white, as matplotlib's 'hot'."
     return np.clip(np.stack([3 * v, 3 * v - 1, 3 * v - 2], -1), 0, 1)
@@ -256,6 +286,7 @@ def _heat(v: np.ndarray) -> np.ndarray:  # (H, W) in [0, 1] -> (H, W, 3) float i
 def _rgb(frame: Tensor) -> np.ndarray:  # (C, H, W) uint8 -> (H, W, 3) float in [0, 1]
     return frame.expand(3, -1, -1).permute(1, 2, 0).numpy().astype(np.float32) / 255
 
+# %% ../nbs/15_clips.ipynb #6e062430
 def overlay_map(frame: Tensor, saliency: Tensor, alpha: float = 0.8) -> np.ndarray:  # -> (H, W, 3) float in [0, 1]
     "The frame under a heat map of `saliency` (H, W), scaled to its peak; opacity grows with saliency."
     s = saliency.detach().float().cpu()
@@ -266,6 +297,7 @@ def overlay_map(frame: Tensor, saliency: Tensor, alpha: float = 0.8) -> np.ndarr
     a = alpha * s[..., None]
     return _rgb(frame) * (1 - a) + _heat(s) * a
 
+# %% ../nbs/15_clips.ipynb #fa248fa2
 def show_clip(
     data: ClipSet,
     i: int,                                 # which clip

@@ -55,6 +55,7 @@ def predict(participants: list[Participant], data: ImageSet, task: Task | None =
                 add(f'correct_{p.name}', per_sample(task.correct(out, y)))
     return pd.DataFrame({k: torch.cat(v).numpy() for k, v in cols.items()})
 
+# %% ../nbs/06_learner.ipynb #21c69490
 def accuracies(frame: pd.DataFrame) -> dict[str, float]:
     "Accuracy of each participant in a `predict` frame."
     return {c.removeprefix('correct_'): float(frame[c].mean()) for c in frame if c.startswith('correct_')}
@@ -66,7 +67,35 @@ def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
         if tensor.ndim == 4: tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
     return model
 
-# %% ../nbs/06_learner.ipynb #e9db8d1b
+# %% ../nbs/06_learner.ipynb #0f442cc7
+def _check_count(name: str,   # the argument, as the message names it
+                 value,       # what was given
+                 low: int):   # the least value allowed
+    "Counts (epochs, batch size, intervals) are integers of at least `low`."
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+# %% ../nbs/06_learner.ipynb #bfb36812
+def _check_participants(participants: list[Participant],   # the learner's models
+                        method: Method):                   # the transfer method, which says how many it takes
+    "As many participants as the method takes, each with a name and a model object of its own."
+    method.check(len(participants))
+    names = [p.name for p in participants]
+    if len(set(names)) != len(names): raise ValueError(f"participant names must be unique, got {names}")
+    shared = [p.name for k, p in enumerate(participants) if any(p.model is q.model for q in participants[:k])]
+    if shared: raise ValueError(f"participant(s) {shared} are the same model object as another participant: give each its own model")
+
+# %% ../nbs/06_learner.ipynb #f5859152
+def _learning_rates(lr: float | list[float],   # one for all participants, or one each
+                    n: int,                    # how many participants
+                   ) -> list[float]:           # one per participant
+    "Each participant's AdamW learning rate, positive and finite."
+    lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * n
+    if len(lrs) != n: raise ValueError(f"{len(lrs)} learning rates for {n} participants")
+    if any(not math.isfinite(l) or l <= 0 for l in lrs): raise ValueError(f"learning rates must be positive and finite, got {lrs}")
+    return lrs
+
+# %% ../nbs/06_learner.ipynb #16c61c38
 class JointLearner(Checkpoints):
     "Train N participants together under a transfer method; evaluate, checkpoint and resume."
     def __init__(self,
@@ -95,110 +124,137 @@ class JointLearner(Checkpoints):
     ):
         self.method = get_method(method) if isinstance(method, str) else method
         self.task = task or Classification(train.num_classes)
-        self.method.check(len(participants))
-        names = [p.name for p in participants]
-        if len(set(names)) != len(names): raise ValueError(f"participant names must be unique, got {names}")
-        shared = [p.name for k, p in enumerate(participants) if any(p.model is q.model for q in participants[:k])]
-        if shared: raise ValueError(f"participant(s) {shared} are the same model object as another participant: give each its own model")
+        _check_participants(participants, self.method)
         for name, value, low in (('epochs', epochs, 1), ('batch_size', batch_size, 1), ('checkpoint_every', checkpoint_every, 0),
                                  ('eval_every', eval_every, 0), ('workers', workers, 0)): _check_count(name, value, low)
-        self.workers = workers
-        self.rank, self.world = start_distributed()
-        if batch_size % self.world:
-            raise ValueError(f"batch_size={batch_size} is the global batch and must divide evenly among {self.world} processes")
-        local_gpu = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if self.world > 1 else 'cuda'
-        self.device = resolve_device(device, gpu=local_gpu)
-        self.precision = resolve_precision(precision, self.device)
-        self.channels_last = self.device.startswith('cuda') if channels_last is None else channels_last
-        if self.precision not in AUTOCAST_DTYPES:
-            raise ValueError(f"precision must be one of {['auto', *AUTOCAST_DTYPES]}, got {precision!r}")
-        self.checkpoint_every = checkpoint_every
-        self.sync_every = sync_every or (50 if self.device.startswith('cuda') else 1)
-        _check_count('sync_every', self.sync_every, 1)
         self.participants, self.train_set, self.val_set = participants, train, val
-        self.detach_teacher, self.epochs, self.batch_size = detach_teacher, epochs, batch_size
-        self.augment, self.seed, self.progress, self.eval_every = augment, seed, progress, eval_every
+        self.detach_teacher, self.epochs, self.batch_size, self.workers = detach_teacher, epochs, batch_size, workers
+        self.augment, self.seed, self.progress, self.eval_every, self.checkpoint_every = augment, seed, progress, eval_every, checkpoint_every
         self.out = Path(out) if out is not None else None
-        self.members = list(participants)
-        if self.method.anchor:
-            start = participants[0]
-            self.members.append(Participant(f'{start.name}@start', copy.deepcopy(start.model), start.preprocess))
-        self.trainable = self.method.trainable(len(participants)) + [False] * (len(self.members) - len(participants))
-        for member, learns in zip(self.members, self.trainable):
-            member.model.to(self.device); member.preprocess.to(self.device)
-            if self.channels_last: to_channels_last(member.model)
-            if not learns: member.model.eval().requires_grad_(False)
-        self._check_outputs()
-        self._check_batch_norm()
-        self.input_keys = [m.preprocess.key() for m in self.members]   # members with equal keys share one preprocessed batch
-        self.nets = [self._wrap(m.model) if learns and self.world > 1 else m.model for m, learns in zip(self.members, self.trainable)]
-        if compile: self.nets = [torch.compile(net) if learns else net for net, learns in zip(self.nets, self.trainable)]
-        self.start_hashes = [state_hash(p.model.state_dict()) for p in participants]   # after DDP made all processes agree
-        self.lrs = lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(participants)
-        self.weight_decay = weight_decay
-        if len(lrs) != len(participants): raise ValueError(f"{len(lrs)} learning rates for {len(participants)} participants")
-        if any(not math.isfinite(l) or l <= 0 for l in lrs): raise ValueError(f"learning rates must be positive and finite, got {lrs}")
-        self.steps_per_epoch = len(self._loader(0))
-        fused = torch.device(self.device).type == 'cuda'   # one kernel per optimizer step on GPU
-        self.optimizers = {i: torch.optim.AdamW(self.members[i].model.parameters(), lr=lrs[i], weight_decay=weight_decay, fused=fused)
-                           for i, learns in enumerate(self.trainable) if learns}
-        self.schedulers = {i: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * self.steps_per_epoch))
-                           for i, opt in self.optimizers.items()}
-        device_type = torch.device(self.device).type
-        self.scaler = torch.amp.GradScaler(device_type, enabled=self.precision == 'fp16')
-        self.ledger = RoleLedger([m.name for m in self.members], self.task.score_name, self.out/'ledger' if self.out else None)
-        self.history: list[dict] = []
-        self._first_bad_step = torch.tensor(-1, device=self.device)                     # first step with a non-finite loss
-        self._bad_members = torch.zeros(len(self.members), dtype=torch.bool, device=self.device)  # whose outputs were not finite
+        self._init_device(device, precision, channels_last, sync_every)
+        self._init_members()
+        self._init_nets(compile)
+        self.lrs, self.weight_decay = _learning_rates(lr, len(participants)), weight_decay
+        self._init_optimizers()
+        self._init_records()
 
     def __repr__(self):
         return (f"JointLearner({[p.name for p in self.participants]}, method={self.method}, "
                 f"detach_teacher={self.detach_teacher}, epochs={self.epochs}, device={self.device!r})")
 
-    def _check_outputs(self):
-        "One forward pass on two training images: every participant must fit the task."
-        x, y, _ = next(iter(DataLoader(self.train_set, batch_size=2, collate_fn=collate_samples)))
-        for member in self.members:
-            with torch.no_grad(), eval_mode(member.model):
-                try: out = member(x.to(self.device))
-                except RuntimeError as e:
-                    raise ValueError(f"participant {member.name!r} cannot take the data's images {tuple(x.shape[1:])}: {e}") from None
-            try: self.task.check_output(out)
-            except ValueError as e: raise ValueError(f"participant {member.name!r}: {e}") from None
-        self.task.check_target(y)
+    def predict(self, data: ImageSet) -> pd.DataFrame:
+        "`predict` with this learner's participants, task, device and precision."
+        return predict(self.participants, data, self.task, device=self.device, precision=self.precision, workers=self.workers)
 
-    def _check_batch_norm(self):
-        "Batch norm cannot train on batches of one sample."
-        if self.batch_size > 1: return
-        for member, learns in zip(self.members, self.trainable):
-            if learns and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in member.model.modules()):
-                raise ValueError(f"batch_size=1 cannot train participant {member.name!r}: its batch norm needs 2 or more samples per batch")
+# %% ../nbs/06_learner.ipynb #4d9755ec
+@patch
+def _init_device(self: JointLearner, device: str,   # 'cpu', 'cuda' or 'auto'
+                 precision: str,                    # 'fp32', 'bf16', 'fp16' or 'auto'
+                 channels_last: bool | None,        # None: on GPU
+                 sync_every: int | None):           # None: every step on CPU, every 50 on GPU
+    "Join torchrun's processes (if any); settle device, precision, memory layout and how often the NaN check reads back."
+    self.rank, self.world = start_distributed()
+    if self.batch_size % self.world:
+        raise ValueError(f"batch_size={self.batch_size} is the global batch and must divide evenly among {self.world} processes")
+    local_gpu = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if self.world > 1 else 'cuda'
+    self.device = resolve_device(device, gpu=local_gpu)
+    self.precision = resolve_precision(precision, self.device)
+    self.channels_last = self.device.startswith('cuda') if channels_last is None else channels_last
+    if self.precision not in AUTOCAST_DTYPES:
+        raise ValueError(f"precision must be one of {['auto', *AUTOCAST_DTYPES]}, got {precision!r}")
+    self.sync_every = sync_every or (50 if self.device.startswith('cuda') else 1)
+    _check_count('sync_every', self.sync_every, 1)
 
-    def _wrap(self, model: torch.nn.Module) -> DistributedDataParallel:
-        "DDP averages the gradients of every process; it also gives all processes rank 0's weights."
-        return DistributedDataParallel(model, device_ids=[torch.device(self.device).index] if self.device.startswith('cuda') else None)
+# %% ../nbs/06_learner.ipynb #0b9f13ab
+@patch
+def _init_members(self: JointLearner):
+    "The participants and the method's anchor (a copy of the first), on the device, frozen where they do not learn, checked."
+    self.members = list(self.participants)
+    if self.method.anchor:
+        start = self.participants[0]
+        self.members.append(Participant(f'{start.name}@start', copy.deepcopy(start.model), start.preprocess))
+    self.trainable = self.method.trainable(len(self.participants)) + [False] * (len(self.members) - len(self.participants))
+    for member, learns in zip(self.members, self.trainable):
+        member.model.to(self.device); member.preprocess.to(self.device)
+        if self.channels_last: to_channels_last(member.model)
+        if not learns: member.model.eval().requires_grad_(False)
+    self._check_outputs()
+    self._check_batch_norm()
 
-    def _loader(self, epoch: int, start: int = 0) -> DataLoader:
-        "The epoch's batches in their seeded order, from batch `start` on; this process's share of each."
-        if not hasattr(self, '_data'):   # one loader for the whole run, so that worker processes persist
-            # a last batch of one sample breaks batch norm in training mode; one that does not split evenly breaks DDP's mean
-            self._batches = EpochBatches(len(self.train_set), self.batch_size, drop_single=self.world == 1,
-                                         drop_partial=self.world > 1, rank=self.rank, world=self.world)
-            self._worker_rng = torch.Generator()   # the loader seeds its workers from this, not from torch's global generator
-            self._data = DataLoader(self.train_set, batch_sampler=self._batches, generator=self._worker_rng, collate_fn=collate_samples,
-                                    num_workers=self.workers, persistent_workers=self.workers > 0,
-                                    pin_memory=self.workers > 0 and self.device.startswith('cuda'))
-        self._batches.seed, self._batches.start = self.seed * 1_000_003 + epoch, start   # the same order in every process
-        self._worker_rng.manual_seed(self.seed * 1_000_003 + epoch)
-        self.train_set.reseed(self.seed * 1_000_003 + epoch)   # streamed sets: this epoch's crops and flips, in every worker
-        return self._data
+# %% ../nbs/06_learner.ipynb #c57fcbd9
+@patch
+def _check_outputs(self: JointLearner):
+    "One forward pass on two training images: every participant must fit the task."
+    x, y, _ = next(iter(DataLoader(self.train_set, batch_size=2, collate_fn=collate_samples)))
+    for member in self.members:
+        with torch.no_grad(), eval_mode(member.model):
+            try: out = member(x.to(self.device))
+            except RuntimeError as e:
+                raise ValueError(f"participant {member.name!r} cannot take the data's images {tuple(x.shape[1:])}: {e}") from None
+        try: self.task.check_output(out)
+        except ValueError as e: raise ValueError(f"participant {member.name!r}: {e}") from None
+    self.task.check_target(y)
 
-def _check_count(name: str, value, low: int):
-    "Counts (epochs, batch size, intervals) are integers of at least `low`."
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+@patch
+def _check_batch_norm(self: JointLearner):
+    "Batch norm cannot train on batches of one sample."
+    if self.batch_size > 1: return
+    for member, learns in zip(self.members, self.trainable):
+        if learns and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in member.model.modules()):
+            raise ValueError(f"batch_size=1 cannot train participant {member.name!r}: its batch norm needs 2 or more samples per batch")
 
-# %% ../nbs/06_learner.ipynb #a4af8187
+# %% ../nbs/06_learner.ipynb #0117adc0
+@patch
+def _wrap(self: JointLearner, model: torch.nn.Module) -> DistributedDataParallel:
+    "DDP averages the gradients of every process; it also gives all processes rank 0's weights."
+    return DistributedDataParallel(model, device_ids=[torch.device(self.device).index] if self.device.startswith('cuda') else None)
+
+@patch
+def _init_nets(self: JointLearner, compile: bool):
+    "What runs each member's forward pass: its model, in DDP under torchrun if it learns, compiled if asked."
+    self.input_keys = [m.preprocess.key() for m in self.members]   # members with equal keys share one preprocessed batch
+    self.nets = [self._wrap(m.model) if learns and self.world > 1 else m.model for m, learns in zip(self.members, self.trainable)]
+    if compile: self.nets = [torch.compile(net) if learns else net for net, learns in zip(self.nets, self.trainable)]
+    self.start_hashes = [state_hash(p.model.state_dict()) for p in self.participants]   # after DDP made all processes agree
+
+# %% ../nbs/06_learner.ipynb #c31e7af8
+@patch
+def _loader(self: JointLearner, epoch: int, start: int = 0) -> DataLoader:
+    "The epoch's batches in their seeded order, from batch `start` on; this process's share of each."
+    if not hasattr(self, '_data'):   # one loader for the whole run, so that worker processes persist
+        # a last batch of one sample breaks batch norm in training mode; one that does not split evenly breaks DDP's mean
+        self._batches = EpochBatches(len(self.train_set), self.batch_size, drop_single=self.world == 1,
+                                     drop_partial=self.world > 1, rank=self.rank, world=self.world)
+        self._worker_rng = torch.Generator()   # the loader seeds its workers from this, not from torch's global generator
+        self._data = DataLoader(self.train_set, batch_sampler=self._batches, generator=self._worker_rng, collate_fn=collate_samples,
+                                num_workers=self.workers, persistent_workers=self.workers > 0,
+                                pin_memory=self.workers > 0 and self.device.startswith('cuda'))
+    self._batches.seed, self._batches.start = self.seed * 1_000_003 + epoch, start   # the same order in every process
+    self._worker_rng.manual_seed(self.seed * 1_000_003 + epoch)
+    self.train_set.reseed(self.seed * 1_000_003 + epoch)   # streamed sets: this epoch's crops and flips, in every worker
+    return self._data
+
+# %% ../nbs/06_learner.ipynb #4bb95d40
+@patch
+def _init_optimizers(self: JointLearner):
+    "An AdamW optimizer with a cosine schedule per learning member, and the grad scaler (a pass-through unless fp16)."
+    self.steps_per_epoch = len(self._loader(0))
+    fused = torch.device(self.device).type == 'cuda'   # one kernel per optimizer step on GPU
+    self.optimizers = {i: torch.optim.AdamW(self.members[i].model.parameters(), lr=self.lrs[i], weight_decay=self.weight_decay, fused=fused)
+                       for i, learns in enumerate(self.trainable) if learns}
+    self.schedulers = {i: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.epochs * self.steps_per_epoch))
+                       for i, opt in self.optimizers.items()}
+    self.scaler = torch.amp.GradScaler(torch.device(self.device).type, enabled=self.precision == 'fp16')
+
+@patch
+def _init_records(self: JointLearner):
+    "The ledger of roles, the history of epochs, and the device-side watch for non-finite steps."
+    self.ledger = RoleLedger([m.name for m in self.members], self.task.score_name, self.out/'ledger' if self.out else None)
+    self.history: list[dict] = []
+    self._first_bad_step = torch.tensor(-1, device=self.device)                     # first step with a non-finite loss
+    self._bad_members = torch.zeros(len(self.members), dtype=torch.bool, device=self.device)  # whose outputs were not finite
+
+# %% ../nbs/06_learner.ipynb #44a5c249
 @patch
 def _forward(self: JointLearner, x: Tensor) -> list[Tensor]:
     "Every member's output; each distinct preprocessing runs once, frozen members run without gradients."
@@ -212,6 +268,7 @@ def _forward(self: JointLearner, x: Tensor) -> list[Tensor]:
             with torch.no_grad(): outputs.append(net(inputs[key]))
     return outputs
 
+# %% ../nbs/06_learner.ipynb #a9bbe8ea
 @patch
 def _watch_finite(self: JointLearner, loss: Tensor, outputs: list[Tensor], step: int):
     "Note on the device, without waiting for it, the first step whose loss is not finite and whose outputs were not."
@@ -237,6 +294,7 @@ def _check_finite(self: JointLearner, epoch: int):
     raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {int(first)}: {culprit}. {weights}; "
                              "the last checkpoint is intact. Try a lower learning rate.")
 
+# %% ../nbs/06_learner.ipynb #8dff96e8
 @patch
 def train_step(self: JointLearner, x: Tensor, y: Tensor, idx: Tensor, epoch: int, step: int) -> Tensor:
     "One joint step on a batch; returns the (device) loss."
@@ -260,12 +318,7 @@ def train_step(self: JointLearner, x: Tensor, y: Tensor, idx: Tensor, epoch: int
     self._sums += torch.cat([loss.detach()[None], task_losses[:len(self.participants)], transfer[None]])
     return loss.detach()
 
-# %% ../nbs/06_learner.ipynb #f0d4702d
-@patch
-def save_weights(self: JointLearner, folder: str | Path) -> list[Path]:
-    "Each participant's weights as `<name>.safetensors` (':' in a name becomes '_')."
-    return [save_state(p.model.state_dict(), Path(folder)/f"{p.name.replace(':', '_')}.safetensors") for p in self.participants]
-
+# %% ../nbs/06_learner.ipynb #0c1c3de7
 @patch
 def _begin_epoch(self: JointLearner, epoch: int):
     "Seed the epoch's randomness (dropout, augmentation; its own in each process) and clear its sums."
@@ -274,6 +327,18 @@ def _begin_epoch(self: JointLearner, epoch: int):
     self._augment_rng = torch.Generator().manual_seed(seed)
     self._sums = torch.zeros(len(self.participants) + 2, device=self.device)
 
+# %% ../nbs/06_learner.ipynb #1516d07e
+@patch
+def _note_unreadable(self: JointLearner, row: dict):
+    "Count in `row` the training files that could not be read so far, list them in the run folder, and warn."
+    unreadable = self.train_set.unreadable()
+    if not unreadable: return
+    row['unreadable'] = len(unreadable)
+    if self.out and self.rank == 0: atomic_write(self.out/'unreadable.txt', lambda p: p.write_text(''.join(f + '\n' for f in unreadable)))
+    warnings.warn(f"{len(unreadable)} unreadable training file(s) left out so far, e.g. {unreadable[0]}"
+                  + (f"; all listed in {self.out/'unreadable.txt'}" if self.out else ''))
+
+# %% ../nbs/06_learner.ipynb #4679e8cf
 @patch
 def _end_epoch(self: JointLearner, epoch: int):
     "The epoch's history row: mean losses, share taught, validation accuracy when due."
@@ -285,16 +350,28 @@ def _end_epoch(self: JointLearner, epoch: int):
            **{f'task_loss_{n}': v for n, v in zip(names, means[1:-1])},
            **{f'taught_{c}': float(share[c].iloc[0]) for c in share.columns}}
     last = epoch == self.epochs - 1
-    unreadable = self.train_set.unreadable()
-    if unreadable:
-        row['unreadable'] = len(unreadable)
-        if self.out and self.rank == 0: atomic_write(self.out/'unreadable.txt', lambda p: p.write_text(''.join(f + '\n' for f in unreadable)))
-        warnings.warn(f"{len(unreadable)} unreadable training file(s) left out so far, e.g. {unreadable[0]}"
-                      + (f"; all listed in {self.out/'unreadable.txt'}" if self.out else ''))
+    self._note_unreadable(row)
     if self.val_set is not None and (last or (self.eval_every and (epoch + 1) % self.eval_every == 0)):
         row.update({f'val_{self.task.metric_name}_{n}': a for n, a in accuracies(self.predict(self.val_set)).items()})
     self.history.append(row)
 
+# %% ../nbs/06_learner.ipynb #dd2f27e6
+@patch
+def _train_epoch(self: JointLearner, epoch: int,
+                 step: int,                  # the first batch to train on (a resumed run starts mid-epoch)
+                 checkpoint: Path | None,    # where checkpoints go (None: no run folder)
+                 bar: tqdm):                 # the run's progress bar
+    "The epoch's batches from `step` on, with a checkpoint every `checkpoint_every` steps when asked."
+    for member, learns in zip(self.members, self.trainable): member.model.train(learns)
+    for x, y, idx in self._loader(epoch, start=step):
+        if self.augment is not None: x = self.augment(x, self._augment_rng)
+        self.train_step(x, y, idx, epoch, epoch * self.steps_per_epoch + step)
+        step += 1
+        bar.update()
+        if checkpoint and self.checkpoint_every and step % self.checkpoint_every == 0 and step < self.steps_per_epoch:
+            self._check_finite(epoch); self.ledger.flush(); self.save_checkpoint(checkpoint, epoch, step)
+
+# %% ../nbs/06_learner.ipynb #725ed0e5
 @patch
 def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
     "Train for the configured epochs (with `resume`, from the run folder's newest good checkpoint); returns the history."
@@ -305,14 +382,7 @@ def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
     bar = tqdm(total=self.epochs * self.steps_per_epoch - done, disable=not self.progress or self.rank != 0, desc='transfer', leave=False)
     while epoch < self.epochs:
         if step == 0: self._begin_epoch(epoch)
-        for member, learns in zip(self.members, self.trainable): member.model.train(learns)
-        for x, y, idx in self._loader(epoch, start=step):
-            if self.augment is not None: x = self.augment(x, self._augment_rng)
-            self.train_step(x, y, idx, epoch, epoch * self.steps_per_epoch + step)
-            step += 1
-            bar.update()
-            if checkpoint and self.checkpoint_every and step % self.checkpoint_every == 0 and step < self.steps_per_epoch:
-                self._check_finite(epoch); self.ledger.flush(); self.save_checkpoint(checkpoint, epoch, step)
+        self._train_epoch(epoch, step, checkpoint, bar)
         self._check_finite(epoch)   # nothing non-finite reaches a checkpoint or the history
         self._end_epoch(epoch)
         bar.set_postfix(loss=f"{self.history[-1]['loss']:.3f}")
@@ -322,7 +392,8 @@ def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
     if self.out and self.rank == 0: self.save_weights(self.out)
     return pd.DataFrame(self.history)
 
+# %% ../nbs/06_learner.ipynb #92dd0b35
 @patch
-def predict(self: JointLearner, data: ImageSet) -> pd.DataFrame:
-    "`predict` with this learner's participants, task, device and precision."
-    return predict(self.participants, data, self.task, device=self.device, precision=self.precision, workers=self.workers)
+def save_weights(self: JointLearner, folder: str | Path) -> list[Path]:
+    "Each participant's weights as `<name>.safetensors` (':' in a name becomes '_')."
+    return [save_state(p.model.state_dict(), Path(folder)/f"{p.name.replace(':', '_')}.safetensors") for p in self.participants]
