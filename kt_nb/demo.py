@@ -18,9 +18,9 @@ from .models import participant, resolve_precision
 from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES, JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
-from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, parse_spec, stage1_weights,
-                              claim_folder, method_arms, paired_flips, verdict, interval_text, check_params, integer, number, choice, text,
-                              setting, config_checks)
+from .experiment import (TwoStageConfig, Arm, run_arms, finish_experiment, parse_spec, stage1_weights, claim_folder, method_arms,
+                              check_params, integer, number, choice, text, setting, config_checks)
+from .evidence import paired_summary, paired_flips, verdict, interval_text, mean_sd
 
 # %% auto #0
 __all__ = ['STAGE1_SETTINGS', 'TRAIN_PARAMS', 'parse_model', 'model_groups', 'DemoConfig', 'stage1_settings', 'stage1',

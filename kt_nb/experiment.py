@@ -22,8 +22,7 @@ from .storage import atomic_write, save_state
 __all__ = ['IPYTHON_NAMES', 'RUNNER_FILES', 'integer', 'number', 'choice', 'boolean', 'text', 'device', 'given_params',
            'check_names', 'check_params', 'setting', 'config_checks', 'TwoStageConfig', 'parse_spec', 'model_specs',
            'method_arms', 'FolderInUse', 'claim_folder', 'digest', 'stage1_files', 'stage1_weights', 'Arm', 'run_arms',
-           'interval95', 'paired_flips', 'mcnemar', 'verdict', 'interval_text', 'machine', 'paired_deltas',
-           'paired_summary', 'mean_sd', 'strict_json', 'write_metrics', 'summary_models', 'finish_experiment']
+           'strict_json', 'write_metrics', 'summary_models', 'machine', 'finish_experiment']
 
 # %% ../nbs/06a_experiment.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -292,101 +291,7 @@ def run_arms(
                         f"{f'; {headline} ' + figures if figures else ''}; about {left:.0f} s left")
     return rows
 
-# %% ../nbs/06a_experiment.ipynb #f34fe8fa
-def interval95(sd, n):
-    "Half the width of the 95 % interval of a mean of `n` values with spread `sd` (NaN for one value)."
-    from scipy.stats import t
-    n = np.asarray(n, dtype=float)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        return np.where(n > 1, t.ppf(0.975, np.maximum(n - 1, 1)) * np.asarray(sd, dtype=float) / np.sqrt(n), np.nan)
-
-def paired_flips(arm: np.ndarray, control: np.ndarray) -> tuple[int, int]:   # per-sample 0/1 correctness, same samples
-    "(samples the arm gets right and the control wrong, the reverse)."
-    arm, control = np.asarray(arm, dtype=bool), np.asarray(control, dtype=bool)
-    return int((arm & ~control).sum()), int((~arm & control).sum())
-
-def mcnemar(better: int, worse: int) -> float:
-    "Exact two-sided McNemar p-value: how surprising `better` against `worse` is if the arm and its control are alike."
-    from scipy.stats import binomtest
-    n = int(better) + int(worse)
-    return 1.0 if n == 0 else float(binomtest(int(better), n, 0.5).pvalue)
-
-def verdict(lo: float, hi: float, p: float | None = None, alpha: float = 0.05) -> str:
-    "A result in words, as its interval (and test, where there is one) allow."
-    if pd.isna(lo) or pd.isna(hi): return 'one seed: no interval'
-    agrees = p is None or pd.isna(p) or p < alpha
-    if lo > 0 and agrees: return 'above its control'
-    if hi < 0 and agrees: return 'below its control'
-    return 'within noise'
-
-def interval_text(lo: float | None, hi: float | None, scale: float = 100) -> str:
-    "'[lo, hi]' in points with signs; empty where there is no interval (one seed)."
-    return '' if lo is None or hi is None or pd.isna(lo) or pd.isna(hi) else f"[{lo * scale:+.2f}, {hi * scale:+.2f}]"
-
-
-def machine() -> dict:
-    "What ran the experiment: numbers from another machine differ by rounding and should land within the intervals."
-    import platform, timm
-    cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')),
-               platform.processor()) if Path('/proc/cpuinfo').exists() else platform.processor()
-    return {'cpu': cpu, 'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None, 'torch': torch.__version__,
-            'timm': timm.__version__, 'threads': torch.get_num_threads(), 'python': platform.python_version()}
-
-# %% ../nbs/06a_experiment.ipynb #84b6e498
-def paired_deltas(
-    runs: pd.DataFrame,            # a row per (arm, model, seed) with `method` and `model`; 'start' rows optional (seed -1: one for all seeds)
-    metric: str,                   # the compared column: acc, miou, cc
-    pair_on: Sequence[str] = ('model', 'seed'),  # what an arm's row shares with its control's
-    start: str | None = None,      # a column with each row's start value (default: the 'start' rows)
-) -> pd.DataFrame:                 # the arms' rows with `vs_start` (where a start is known), `control_<metric>` and `vs_control`
-    "Each arm's metric minus the model's start and minus the control of the same pairing."
-    is_start = runs.method == 'start'
-    arms = runs[~is_start].copy()
-    if start is not None: arms['vs_start'] = arms[metric] - arms[start]
-    elif is_start.any():   # a start per seed, or one (seed -1) for all
-        on = ['model'] if (runs[is_start].seed < 0).all() else ['model', 'seed']
-        starts = runs[is_start].set_index(on)[metric]
-        arms['vs_start'] = arms[metric] - starts.reindex(pd.MultiIndex.from_frame(arms[on]) if len(on) > 1 else arms.model).values
-    control = runs[runs.method == 'control'].set_index(list(pair_on))[metric]
-    arms[f'control_{metric}'] = control.reindex(pd.MultiIndex.from_frame(arms[list(pair_on)])).values
-    arms['vs_control'] = arms[metric] - arms[f'control_{metric}']
-    return arms
-
-def paired_summary(
-    runs: pd.DataFrame, metric: str,
-    by: list[str],                 # the rows of the summary, e.g. ['group', 'model', 'method']
-    pair_on: Sequence[str] = ('model', 'seed'),
-    start: str | None = None,
-    spreads: Sequence[str] = (),   # other columns given as mean and sd
-    means: Sequence[str] = (),     # other columns given as their mean (NaN where absent)
-) -> pd.DataFrame:
-    "Mean and spread over seeds per `by`, with the deltas of `paired_deltas`."
-    arms = paired_deltas(runs, metric, pair_on, start)
-    arms = arms.assign(**{c: np.nan for c in means if c not in arms})
-    stats = {}
-    for c in (metric, *spreads): stats |= {c: (c, 'mean'), f'{c}_sd': (c, 'std')}
-    if 'vs_start' in arms: stats['vs_start'] = ('vs_start', 'mean')
-    stats |= {'vs_control': ('vs_control', 'mean'), 'vs_control_sd': ('vs_control', 'std')}
-    stats |= {c: (c, 'mean') for c in means} | {'seeds': ('seed', 'nunique')}
-    if {'better', 'worse'} <= set(arms): stats |= {'better': ('better', 'sum'), 'worse': ('worse', 'sum')}
-    summary = arms.groupby(by, sort=False).agg(**stats)
-    half = interval95(summary.vs_control_sd, arms.groupby(by, sort=False).vs_control.count())
-    summary['vs_control_lo'], summary['vs_control_hi'] = summary.vs_control - half, summary.vs_control + half
-    if 'better' in summary: summary['p_mcnemar'] = [mcnemar(b, w) for b, w in zip(summary.better, summary.worse)]
-    return summary
-
 # %% ../nbs/06a_experiment.ipynb #cae874a1
-def mean_sd(
-    mean: float, sd: float | None = None,
-    scale: float = 100,         # 100: shares as percent (points for differences)
-    digits: int | None = None,  # of the mean (default: 2 for a signed difference, else 1); the sd gets at least 2
-    signed: bool = False,       # a difference: always with its sign
-) -> str:
-    "'mean ± sd', or the mean alone where there is no spread (one seed)."
-    digits = digits if digits is not None else (2 if signed else 1)
-    text = f"{mean * scale:{'+' if signed else ''}.{digits}f}"
-    return text if sd is None or pd.isna(sd) else f"{text} ± {sd * scale:.{max(digits, 2)}f}"
-
 def strict_json(obj):
     "NaN (no value: a spread over one seed, the share taught by a control) becomes null, so the file is valid JSON."
     if isinstance(obj, dict): return {k: strict_json(v) for k, v in obj.items()}
@@ -405,6 +310,14 @@ def summary_models(summary: pd.DataFrame, metric: str) -> list[dict]:
     return [{'model': r.model, 'method': r.method, 'metric': metric, 'mean': r[metric], 'sd': r[f'{metric}_sd'],
              'vs_control': r.vs_control, 'vs_control_lo': r.vs_control_lo, 'vs_control_hi': r.vs_control_hi, 'seeds': r.seeds}
             for _, r in rows.iterrows()]
+
+def machine() -> dict:
+    "What ran the experiment: numbers from another machine differ by rounding and should land within the intervals."
+    import platform, timm
+    cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')),
+               platform.processor()) if Path('/proc/cpuinfo').exists() else platform.processor()
+    return {'cpu': cpu, 'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None, 'torch': torch.__version__,
+            'timm': timm.__version__, 'threads': torch.get_num_threads(), 'python': platform.python_version()}
 
 def finish_experiment(
     cfg, runs: pd.DataFrame, summary: pd.DataFrame,

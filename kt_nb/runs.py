@@ -16,7 +16,8 @@ import yaml
 from tqdm.auto import tqdm
 
 from .storage import atomic_write
-from .experiment import claim_folder, digest, interval_text, mean_sd, paired_deltas, paired_summary
+from .experiment import claim_folder, digest
+from .evidence import interval_text, mean_sd, paired_deltas, paired_summary
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS', 'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS',

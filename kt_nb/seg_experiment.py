@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader
 
 from .models import Participant, eval_mode
 from .learner import JointLearner
-from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment, stage1_weights,
-                              check_params, model_specs, method_arms, integer, text, claim_folder,
-                              RUNNER_FILES, interval_text, verdict, setting, config_checks, parse_spec)
+from .experiment import (TwoStageConfig, Arm, run_arms, finish_experiment, stage1_weights, check_params, model_specs,
+                              method_arms, integer, text, claim_folder, RUNNER_FILES, setting, config_checks, parse_spec)
+from .evidence import paired_summary, interval_text, verdict, mean_sd
 from .roles import get_method
 from .segmentation import SegMetrics, SegSet, Segmentation, show_canvases, synthetic_segmentation
 from .segmenters import SEG_DECODERS, seg_participant

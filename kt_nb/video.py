@@ -22,8 +22,9 @@ from .models import Participant, Preprocess, create_encoder, eval_mode, load_wei
 from .storage import save_state
 from .roles import pick_teacher, task_loss_rule
 from .learner import JointLearner
-from .experiment import (TwoStageConfig, Arm, run_arms, paired_summary, mean_sd, finish_experiment,
-                              check_params, model_specs, method_arms, integer, number, boolean, text, device)
+from .experiment import (TwoStageConfig, Arm, run_arms, finish_experiment, check_params, model_specs, method_arms,
+                              integer, number, boolean, text, device)
+from .evidence import paired_summary, mean_sd
 from .seg_experiment import taught_shares
 from .saliency import Saliency, resize_map, cc, saliency_metrics
 from .clips import ClipSet, overlay_map, clip_windows, synthetic_splits, show_clip
