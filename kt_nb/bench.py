@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from .data import ImageSet
-from .learner import AUTOCAST_DTYPES, JointLearner, to_channels_last
-from .models import participant, resolve_device, resolve_precision
+from .learner import AUTOCAST_DTYPES, JointLearner
+from .models import participant, resolve_device, resolve_precision, to_channels_last
 from .storage import atomic_write
 from .data import collate_samples
 from .sources import FileSet, ImageTransform, read_image, scan_class_folders
@@ -39,7 +39,7 @@ class BenchConfig:
     warmup: int = 3           # untimed steps first (compilation, allocator, caches)
     precision: str = 'auto'   # as `JointLearner`: bf16 on GPU, fp32 on CPU
     compile: bool = False     # torch.compile the trainable models (every row alike)
-    channels_last: bool | None = None   # channels-last models and batches in every kt_nb row (None: as the learner, on GPU)
+    channels_last: bool = True          # channels-last models and batches in every kt_nb row, as the learner's default
     device: str = 'auto'
 
     @classmethod
@@ -86,10 +86,10 @@ def _participants(cfg: BenchConfig, device: str) -> list:
 
 def alone_step(p, cfg: BenchConfig, device: str, x: torch.Tensor, y: torch.Tensor):
     "A plain fine-tuning step of one participant: cross-entropy, AdamW, the same precision as the transfer."
-    if _channels_last(cfg, device): to_channels_last(p.model)
+    if cfg.channels_last: to_channels_last(p.model)
     model = torch.compile(p.model) if cfg.compile else p.model
     opt = torch.optim.AdamW(p.model.parameters(), lr=1e-4, fused=device.startswith('cuda'))
-    layout = torch.channels_last if _channels_last(cfg, device) else torch.contiguous_format
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
     dtype = AUTOCAST_DTYPES[resolve_precision(cfg.precision, device)]
     def step():
         with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
@@ -114,9 +114,6 @@ def paper_step(pair, x: torch.Tensor, y: torch.Tensor):
         for o in opts: o.step()
     return step
 
-
-def _channels_last(cfg: BenchConfig, device: str) -> bool:
-    return device.startswith('cuda') if cfg.channels_last is None else cfg.channels_last
 
 def transfer_step(cfg: BenchConfig, device: str, method: str, data, x, y, idx):
     "kt_nb's `train_step` under `method`, on the synthetic batch."
@@ -165,7 +162,7 @@ def bench(cfg: BenchConfig | None = None, out: str | Path | None = None) -> dict
               'transfer speed-up over the paper': ms["paper's step (fp32, eager)"] / ms['transfer (bikd)']}
     device_name = torch.cuda.get_device_name(device) if device.startswith('cuda') else platform.processor() or 'cpu'
     results = {'settings': {**asdict(cfg), 'device': device, 'precision': resolve_precision(cfg.precision, device),
-                            'channels_last': _channels_last(cfg, device)}, 'device_name': device_name,
+                            'channels_last': cfg.channels_last}, 'device_name': device_name,
                'torch': torch.__version__, 'rows': rows, 'ratios': ratios}
     if out is not None: atomic_write(out, lambda p: p.write_text(json.dumps(results, indent=1)))
     return results

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument('--warmup', type=_positive, help='untimed steps before them')
     bench.add_argument('--precision', choices=['auto', 'fp32', 'bf16', 'fp16'], help='autocast precision (default: bf16 on GPU, fp32 on CPU)')
     bench.add_argument('--compile', action='store_true', help='torch.compile the models')
-    bench.add_argument('--channels-last', action=argparse.BooleanOptionalAction, help='channels-last models and batches (default: on GPU only)')
+    bench.add_argument('--channels-last', action=argparse.BooleanOptionalAction, help='channels-last models and batches (default: on, as the learner)')
     bench.add_argument('--device', default='auto', help="'cpu', 'cuda' or 'auto'")
     bench.add_argument('--out', type=Path, default=Path('runs/bench.json'), help='where the results go as JSON')
     loader = add('bench-loader', help="images/s of kt_nb's loader against timm's create_loader on a folder of yours")
@@ -157,8 +157,8 @@ def sweep_command(args) -> int:
 def bench_command(args) -> int:
     from kt_nb.bench import BenchConfig, bench, bench_table
     overrides = {k: v for k, v in dict(models=args.models, img_size=args.img_size, batch_size=args.batch_size, steps=args.steps,
-                                       warmup=args.warmup, precision=args.precision).items() if v is not None}
-    cfg = BenchConfig.for_device(args.device, compile=args.compile, channels_last=args.channels_last, **overrides)
+                                       warmup=args.warmup, precision=args.precision, channels_last=args.channels_last).items() if v is not None}
+    cfg = BenchConfig.for_device(args.device, compile=args.compile, **overrides)
     results = bench(cfg, args.out)
     s = results['settings']
     print(f"{results['device_name']} ({s['device']}), torch {results['torch']}: {' <-> '.join(cfg.models)}, "

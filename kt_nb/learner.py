@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .data import ImageSet, Augment, collate_samples
-from .models import Participant, eval_mode, resolve_device, resolve_precision
+from .models import Participant, eval_mode, resolve_device, resolve_precision, to_channels_last
 from .storage import atomic_write, save_state, state_hash
 from .tasks import Task, Classification, per_sample
 from .roles import Method, get_method
@@ -27,7 +27,7 @@ from .distributed import EpochBatches, start_distributed
 from .checkpoints import Checkpoints
 
 # %% auto #0
-__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'to_channels_last', 'JointLearner']
+__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'JointLearner']
 
 # %% ../nbs/06_learner.ipynb #89b33b41
 AUTOCAST_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}   # precision -> autocast dtype
@@ -59,13 +59,6 @@ def predict(participants: list[Participant], data: ImageSet, task: Task | None =
 def accuracies(frame: pd.DataFrame) -> dict[str, float]:
     "Accuracy of each participant in a `predict` frame."
     return {c.removeprefix('correct_'): float(frame[c].mean()) for c in frame if c.startswith('correct_')}
-
-# %% ../nbs/06_learner.ipynb #b966da52
-def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
-    "Store the model's 4-d weights channels-last; 5-d (3-d convolution) and other tensors keep their layout."
-    for tensor in [*model.parameters(), *model.buffers()]:
-        if tensor.ndim == 4: tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
-    return model
 
 # %% ../nbs/06_learner.ipynb #0f442cc7
 def _check_count(name: str,   # the argument, as the message names it
@@ -118,7 +111,7 @@ class JointLearner(Checkpoints):
         progress: bool = True,             # show a progress bar
         eval_every: int = 1,               # validation every this many epochs (0: last epoch only)
         compile: bool = False,             # torch.compile the trainable models (worth it on GPUs, for long runs)
-        channels_last: bool | None = None, # channels-last memory for models and image batches (None: on GPU, where convolutions gain)
+        channels_last: bool = True,        # channels-last memory for models and image batches: convolutions gain on CPU and GPU
         sync_every: int | None = None,     # read the NaN check back every this many steps (None: each step on CPU, 50 on GPU)
         workers: int = 0,                  # data loading processes (kept across epochs; pinned memory on GPU)
     ):
@@ -150,7 +143,7 @@ class JointLearner(Checkpoints):
 @patch
 def _init_device(self: JointLearner, device: str,   # 'cpu', 'cuda' or 'auto'
                  precision: str,                    # 'fp32', 'bf16', 'fp16' or 'auto'
-                 channels_last: bool | None,        # None: on GPU
+                 channels_last: bool,               # models and image batches channels-last
                  sync_every: int | None):           # None: every step on CPU, every 50 on GPU
     "Join torchrun's processes (if any); settle device, precision, memory layout and how often the NaN check reads back."
     self.rank, self.world = start_distributed()
@@ -159,7 +152,7 @@ def _init_device(self: JointLearner, device: str,   # 'cpu', 'cuda' or 'auto'
     local_gpu = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if self.world > 1 else 'cuda'
     self.device = resolve_device(device, gpu=local_gpu)
     self.precision = resolve_precision(precision, self.device)
-    self.channels_last = self.device.startswith('cuda') if channels_last is None else channels_last
+    self.channels_last = channels_last
     if self.precision not in AUTOCAST_DTYPES:
         raise ValueError(f"precision must be one of {['auto', *AUTOCAST_DTYPES]}, got {precision!r}")
     self.sync_every = sync_every or (50 if self.device.startswith('cuda') else 1)
@@ -191,6 +184,8 @@ def _check_outputs(self: JointLearner):
             try: out = member(x.to(self.device))
             except RuntimeError as e:
                 raise ValueError(f"participant {member.name!r} cannot take the data's images {tuple(x.shape[1:])}: {e}") from None
+        if not isinstance(out, torch.Tensor):
+            raise ValueError(f"participant {member.name!r} returns a {type(out).__name__}, not a tensor: wrap its model so that it returns its logits")
         try: self.task.check_output(out)
         except ValueError as e: raise ValueError(f"participant {member.name!r}: {e}") from None
     self.task.check_target(y)
@@ -239,6 +234,7 @@ def _loader(self: JointLearner, epoch: int, start: int = 0) -> DataLoader:
 def _init_optimizers(self: JointLearner):
     "An AdamW optimizer with a cosine schedule per learning member, and the grad scaler (a pass-through unless fp16)."
     self.steps_per_epoch = len(self._loader(0))
+    if self.steps_per_epoch == 0: raise ValueError(f"{len(self.train_set)} training sample(s) make no batch: training needs 2 or more")
     fused = torch.device(self.device).type == 'cuda'   # one kernel per optimizer step on GPU
     self.optimizers = {i: torch.optim.AdamW(self.members[i].model.parameters(), lr=self.lrs[i], weight_decay=self.weight_decay, fused=fused)
                        for i, learns in enumerate(self.trainable) if learns}

