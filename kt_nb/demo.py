@@ -19,7 +19,7 @@ from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES, JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
 from .experiment import (TwoStageConfig, Arm, run_arms, finish_experiment, parse_spec, stage1_weights, claim_folder, method_arms,
-                              check_params, integer, number, choice, text, setting, config_checks)
+                              check_params, integer, number, choice, boolean, text, setting, config_checks)
 from .evidence import paired_summary, paired_flips, verdict, interval_text, mean_sd
 
 # %% auto #0
@@ -48,6 +48,9 @@ def _source(value):
     path = Path(value).expanduser()
     if value in BUILTIN_SETS or value.partition('/')[0].lower() in ('torch', 'hfds'): return value
     if (path/'train').is_dir() or (path.is_file() and path.suffix in ('.csv', '.parquet', '.tar')): return str(path.resolve())
+    if not path.exists() and ('/' in value or value.startswith(('.', '~'))):   # a path, not a name: say where nothing was found
+        raise FileNotFoundError(f"no data set at {path}: give a folder with train/<class>/<image>, a .csv/.parquet table or a .tar "
+                                f"of class folders, a built-in set {list(BUILTIN_SETS)} or a timm name (torch/<name>, hfds/<id>)")
     raise ValueError(f"unknown data set {value!r}; choose from {list(BUILTIN_SETS)}, a folder with train/<class>/<image>, "
                      "a .csv/.parquet table or a .tar of class folders, or a timm name (torch/<name>, hfds/<id>)")
 
@@ -79,6 +82,7 @@ class DemoConfig(TwoStageConfig):
     batch_size: int = setting(64, integer(2), 'images per step, shared by all models')
     stage1_epochs: int = setting(6, integer(1), 'epochs of stage 1 (each model alone)')
     workers: int = setting(0, integer(0), 'data loading processes (streamed sources decode there)')
+    channels_last: bool = setting(True, boolean, 'channels-last memory for the models (faster convolutions); False: contiguous')
     on_error: str = setting('raise', choice(lambda: ('raise', 'skip')), "streamed sources: 'skip' leaves unreadable files out")
     QUICK: ClassVar[dict] = dict(groups=[['tf_efficientnet_lite0', 'tf_efficientnet_lite1']], seeds=1, n_train=384, n_val=200,
                                  n_test=500, img_size=32, stage1_epochs=3, epochs=1)   # under a minute or two on 2 cores
@@ -106,7 +110,7 @@ def stage1(
         p = participant(name, data['train'].num_classes, pretrained=pretrained, img_size=cfg.img_size, label=spec)
         JointLearner([p], data['train'], method='control', epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
                      batch_size=cfg.batch_size, augment=augment_for(data), seed=seed, device=cfg.device, progress=progress,
-                     workers=cfg.workers).fit()
+                     workers=cfg.workers, channels_last=cfg.channels_last).fit()
         return p.model
     return stage1_weights(root, stage1_settings(cfg, seed), specs or cfg.models(), train)[0]
 
@@ -142,7 +146,7 @@ def run_demo(
 ) -> dict:
     "Run the embedded default experiment; returns (and writes to `out/metrics.json`) its results."
     cfg, out, started = (cfg or DemoConfig()).check(), Path(out), time.time()   # a config changed after it was made: checked again
-    identity = {k: v for k, v in asdict(cfg).items() if k not in ('device', 'workers')}   # where it runs changes no result
+    identity = {k: v for k, v in asdict(cfg).items() if k not in ('device', 'workers', 'channels_last')}   # how it runs: rounding only
     claim_folder(out, identity, grows=('seeds', 'methods'), overwrite=overwrite, record=False)   # refused before any work
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
@@ -172,7 +176,7 @@ def run_demo(
         learner = JointLearner(load_participants(list(arm.models), weights, n_classes, cfg.img_size), data['train'], data['val'],
                                method=arm.method, detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr,
                                batch_size=cfg.batch_size, augment=augment_for(data), seed=seed, device=cfg.device,
-                               progress=False, eval_every=0, workers=cfg.workers,
+                               progress=False, eval_every=0, workers=cfg.workers, channels_last=cfg.channels_last,
                                out=out/'runs'/f'{arm.group}-{arm.method}-seed{seed}'.replace(':', '_'))
         last = learner.fit(resume=True).iloc[-1]   # a rerun continues where a stopped demo left off
         val_acc = {s: last[f'val_acc_{s}'] for s in arm.models}

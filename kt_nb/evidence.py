@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['interval95', 'paired_flips', 'mcnemar', 'verdict', 'interval_text', 'mean_sd', 'paired_deltas', 'paired_summary']
+__all__ = ['interval95', 'paired_flips', 'mcnemar', 'verdict', 'interval_text', 'mean_sd', 'paired_deltas', 'paired_summary',
+           'agreement']
 
 # %% ../nbs/06b_evidence.ipynb #f34fe8fa
 def interval95(sd, n):
@@ -39,9 +40,9 @@ def verdict(lo: float, hi: float, p: float | None = None, alpha: float = 0.05) -
     if hi < 0 and agrees: return 'below its control'
     return 'within noise'
 
-def interval_text(lo: float | None, hi: float | None, scale: float = 100) -> str:
-    "'[lo, hi]' in points with signs; empty where there is no interval (one seed)."
-    return '' if lo is None or hi is None or pd.isna(lo) or pd.isna(hi) else f"[{lo * scale:+.2f}, {hi * scale:+.2f}]"
+def interval_text(lo: float | None, hi: float | None, scale: float = 100, digits: int = 2) -> str:
+    "'[lo, hi]' with signs (in points at the default scale); empty where there is no interval (one seed)."
+    return '' if lo is None or hi is None or pd.isna(lo) or pd.isna(hi) else f"[{lo * scale:+.{digits}f}, {hi * scale:+.{digits}f}]"
 
 def mean_sd(
     mean: float, sd: float | None = None,
@@ -96,3 +97,17 @@ def paired_summary(
     summary['vs_control_lo'], summary['vs_control_hi'] = summary.vs_control - half, summary.vs_control + half
     if 'better' in summary: summary['p_mcnemar'] = [mcnemar(b, w) for b, w in zip(summary.better, summary.worse)]
     return summary
+
+# %% ../nbs/06b_evidence.ipynb #492d6cd7
+def agreement(
+    fresh: list[dict] | pd.DataFrame,       # the summary of a new run (`metrics.json`'s 'summary')
+    published: list[dict] | pd.DataFrame,   # the summary it is checked against
+    by: Sequence[str] = ('group', 'model', 'method'),
+) -> pd.DataFrame:                          # a row per arm both hold: the differences, the interval and whether it holds the fresh one
+    "Each arm's difference to its control in a fresh run against the published difference and 95 % interval."
+    fresh, published = (pd.DataFrame(s).set_index([c for c in by if c in pd.DataFrame(s)]) for s in (fresh, published))
+    is_arm = published.index.get_level_values('method') != 'control'
+    published = published[is_arm & published.vs_control_lo.notna()]   # transfer arms with an interval (one seed gives none)
+    both = published.join(fresh[['vs_control']].rename(columns={'vs_control': 'fresh'}), how='inner')
+    return pd.DataFrame({'published': both.vs_control, 'lo': both.vs_control_lo, 'hi': both.vs_control_hi, 'fresh': both.fresh,
+                         'inside': both.fresh.between(both.vs_control_lo, both.vs_control_hi)})

@@ -5,7 +5,7 @@
 # %% ../nbs/16_video_saliency.ipynb #f853b60f
 from __future__ import annotations
 import io, time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import ClassVar
 from pathlib import Path
 
@@ -23,8 +23,8 @@ from .storage import save_state
 from .roles import pick_teacher, task_loss_rule
 from .learner import JointLearner
 from .experiment import (TwoStageConfig, Arm, run_arms, finish_experiment, check_params, model_specs, method_arms,
-                              integer, number, boolean, text, device)
-from .evidence import paired_summary, mean_sd
+                              integer, text, setting, config_checks, parse_spec, claim_folder, summary_models, RUNNER_FILES)
+from .evidence import paired_summary, interval_text, verdict, mean_sd
 from .seg_experiment import taught_shares
 from .saliency import Saliency, resize_map, cc, saliency_metrics
 from .clips import ClipSet, overlay_map, clip_windows, synthetic_splits, show_clip
@@ -188,19 +188,33 @@ def clip_teachers(participants: list[Participant], clips: Tensor, target: Tensor
 @dataclass
 class VideoConfig(TwoStageConfig):
     "Settings of the video saliency experiment on synthetic clips."
-    models: list[tuple[str, str]] = field(default_factory=lambda: [
-        ('tf_efficientnet_lite0', 'conv3d'), ('tf_efficientnet_lite1', 'attention')])   # (timm name, temporal fusion)
-    methods: list[str] = field(default_factory=lambda: ['bikd:task_loss', 'dml'])   # arms besides control: the paper's, per clip by KLD - CC
-    n_train_videos: int = 40
-    n_test_videos: int = 12
-    frames_per_video: int = 12
-    clip_length: int = 4
-    size: int = 32                # frame size of the synthetic clips
-    img_size: int = 48            # frame size the encoders see
-    batch_size: int = 16
-    stage1_epochs: int = 4
-    data_seed: int = 0
+    models: list[str] = setting(['tf_efficientnet_lite0:conv3d', 'tf_efficientnet_lite1:attention'], model_specs(TEMPORAL, 'temporal fusion'),
+                                "'<timm name>:<temporal fusion>' (conv3d, attention or none)")
+    methods: list[str] = setting(['bikd:task_loss', 'dml'], method_arms,
+                                 "arms besides the control: bikd:task_loss (the paper's, per clip by KLD - CC), dml")
+    n_train_videos: int = setting(40, integer(1), 'synthetic training videos')
+    n_test_videos: int = setting(12, integer(2), 'synthetic test videos (2 or more: shuffled AUC takes negatives from other videos)')
+    frames_per_video: int = setting(12, integer(1), 'frames of each video; clips slide over them')
+    clip_length: int = setting(4, integer(1), 'frames per clip, T')
+    size: int = setting(32, integer(16), 'frame size of the synthetic clips')
+    img_size: int = setting(48, integer(16), 'frame size the encoders see')
+    batch_size: int = setting(16, integer(2), 'clips per step')
+    stage1_epochs: int = setting(4, integer(1), 'epochs of each model alone first')
+    data_seed: int = setting(0, integer(0), 'seed of the synthetic clips')
     QUICK: ClassVar[dict] = dict(seeds=1, n_train_videos=6, n_test_videos=2, frames_per_video=6, stage1_epochs=1, epochs=1)
+
+    def twin(self) -> str:
+        "The first model with no temporal fusion: the last frame alone."
+        return f"{self.models[0].partition(':')[0]}:none"
+
+    def check(self):
+        "Every setting, then how they fit together."
+        super().check()
+        if self.frames_per_video < self.clip_length:
+            raise ValueError(f"frames_per_video={self.frames_per_video} is shorter than a clip (clip_length={self.clip_length})")
+        if len(set(self.models)) != len(self.models) or self.twin() in self.models:
+            raise ValueError(f"models must differ from each other and from the single-frame twin {self.twin()!r}, got {self.models}")
+        return self
 
 def _video_participant(cfg: VideoConfig, name: str, temporal: str, weights=None) -> Participant:
     return saliency_participant(name, temporal, cfg.clip_length, weights=weights, img_size=cfg.img_size)
@@ -215,16 +229,14 @@ def _scores(participants: list[Participant], data: ClipSet, **row) -> list[dict]
     means = evaluate_saliency(participants, data).groupby('model', sort=False)[list(SALIENCY_METRICS)].mean()
     return [{**row, 'model': name, **means.loc[name].to_dict()} for name in means.index]
 
-def run_video_saliency(cfg: VideoConfig | None = None, out: str | Path = 'runs/video_saliency', progress: bool = True) -> dict:
+def run_video_saliency(
+    cfg: VideoConfig | None = None, out: str | Path = 'runs/video_saliency',
+    progress: bool = True,
+    overwrite: bool = False,   # move a folder that holds another experiment aside (see `claim_folder`)
+) -> dict:
     "Stage 1 (every model alone, and the single-frame twin), then control and each method per seed; writes `out/metrics.json`."
-    cfg, out, started = cfg or VideoConfig(), Path(out), time.time()
-    method_arms(cfg.methods)   # unknown arms fail before any work
-    if cfg.frames_per_video < cfg.clip_length:
-        raise ValueError(f"frames_per_video={cfg.frames_per_video} is shorter than a clip (clip_length={cfg.clip_length})")
-    if cfg.n_test_videos < 2: raise ValueError("n_test_videos must be at least 2: shuffled AUC draws its negatives from other videos")
-    twin = (cfg.models[0][0], 'none')
-    if len(set(cfg.models)) != len(cfg.models) or twin in cfg.models:
-        raise ValueError(f"models must differ from each other and from the single-frame twin {twin}, got {cfg.models}")
+    cfg, out, started = (cfg or VideoConfig()).check(), Path(out), time.time()   # a config changed after it was made: checked again
+    claim_folder(out, {k: v for k, v in asdict(cfg).items() if k != 'device'}, overwrite=overwrite, alongside=RUNNER_FILES)
     data = synthetic_splits(cfg.n_train_videos, 0, cfg.n_test_videos, frames_per_video=cfg.frames_per_video,
                             clip_length=cfg.clip_length, size=cfg.size, seed=cfg.data_seed)
     stage1 = {}   # (seed, participant name) -> weights file
@@ -232,12 +244,12 @@ def run_video_saliency(cfg: VideoConfig | None = None, out: str | Path = 'runs/v
     def train(arm: Arm, seed: int) -> list[dict]:
         began = time.time()
         if arm.method == 'alone':   # stage 1, for every seed: each model alone, and the twin
-            name, temporal = arm.models[0].split(':')
+            name, temporal = parse_spec(arm.models[0], TEMPORAL, 'temporal fusion')
             p = _alone(cfg, _video_participant(cfg, name, temporal), data['train'], seed)
             rows = _scores([p], data['test'], stage='alone', train_s=time.time() - began)
-            if (name, temporal) != twin: stage1[seed, p.name] = save_state(p.model.state_dict(), out/'stage1'/f'seed{seed}'/f'{p.name}.safetensors')
+            if arm.models[0] != cfg.twin(): stage1[seed, p.name] = save_state(p.model.state_dict(), out/'stage1'/f'seed{seed}'/f'{p.name}.safetensors')
             return rows
-        pair = [_video_participant(cfg, n, t, weights=stage1[seed, f'{n}-{t}']) for n, t in cfg.models]
+        pair = [_video_participant(cfg, n, t, weights=stage1[seed, f'{n}-{t}']) for n, t in (parse_spec(s, TEMPORAL) for s in cfg.models)]
         learner = JointLearner(pair, data['train'], method=arm.method, task=Saliency(),
                                detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                                seed=seed, device=cfg.device, progress=False)
@@ -246,10 +258,12 @@ def run_video_saliency(cfg: VideoConfig | None = None, out: str | Path = 'runs/v
         return [{**r, 'taught': taught.get(r['model'], float('nan'))}
                 for r in _scores(pair, data['test'], stage='transfer', train_s=time.time() - began)]
 
-    alone = [Arm('alone', [f'{n}:{t}'], f'{n}-{t}') for n, t in cfg.models + [twin]]
-    transfer = [Arm(m, [f'{n}:{t}' for n, t in cfg.models]) for m in ['control', *cfg.methods]]
+    alone = [Arm('alone', [spec], spec.replace(':', '-')) for spec in cfg.models + [cfg.twin()]]
+    transfer = [Arm(m, cfg.models) for m in ['control', *cfg.methods]]
     runs = pd.DataFrame(run_arms(alone + transfer, cfg.seeds, train, progress, 'video saliency'))
-    return finish_experiment(cfg, runs, summarize_video(runs), out, started, sizes={k: len(v) for k, v in data.items()})
+    summary = summarize_video(runs)
+    return finish_experiment(cfg, runs, summary, out, started, sizes={k: len(v) for k, v in data.items()},
+                             models=summary_models(summary.loc['transfer'], 'cc'))   # stage 2's rows, as sweeps tabulate them
 
 # %% ../nbs/16_video_saliency.ipynb #a3c2517b
 def summarize_video(runs: pd.DataFrame) -> pd.DataFrame:
@@ -265,7 +279,10 @@ def video_report_table(results: dict, stage: str = 'transfer') -> pd.DataFrame:
         if r['stage'] != stage: continue
         row = {'model': r['model'], 'method': r['method'], **{k: spread(r[k], r[f'{k}_sd']) for k in SALIENCY_METRICS}}
         if stage == 'transfer':
-            row['CC − control'] = '' if r['method'] == 'control' else spread(r['vs_control'], r['vs_control_sd'])
+            arm = r['method'] != 'control'
+            row['CC − control'] = spread(r['vs_control'], r['vs_control_sd']) if arm else ''
+            row['95 %'] = interval_text(r.get('vs_control_lo'), r.get('vs_control_hi'), scale=1, digits=3) if arm else ''
+            row['vs control'] = verdict(r.get('vs_control_lo'), r.get('vs_control_hi')) if arm and 'vs_control_lo' in r else ''
             row['taught'] = '' if r['taught'] is None or pd.isna(r['taught']) else f"{r['taught']:.0%}"
         rows.append({**row, 's / run': f"{r['train_s']:.0f}", 'seeds': r['seeds']})
     return pd.DataFrame(rows).set_index(['model', 'method'])
@@ -275,13 +292,7 @@ def temporal_table(results: dict) -> pd.DataFrame:
     return video_report_table(results, 'alone').droplevel('method')
 
 # %% ../nbs/16_video_saliency.ipynb #94c3d801
-VIDEO_PARAMS = {
-    'models': model_specs(TEMPORAL, 'temporal fusion'), 'methods': method_arms, 'seeds': integer(1),
-    'n_train_videos': integer(1), 'n_test_videos': integer(2), 'frames_per_video': integer(1), 'clip_length': integer(1),
-    'size': integer(16), 'img_size': integer(16), 'batch_size': integer(2), 'stage1_epochs': integer(1),
-    'stage1_lr': number(positive=True), 'epochs': integer(1), 'lr': number(positive=True), 'detach_teacher': boolean,
-    'data_seed': integer(0), 'threads': integer(0), 'device': device, 'out': text,
-}
+VIDEO_PARAMS = {**config_checks(VideoConfig), 'threads': integer(0), 'out': text}   # a run: the experiment's settings and where it runs
 
 def check_video_params(params: dict) -> dict:
     "Every parameter of a video saliency run checked (the device resolved)."
