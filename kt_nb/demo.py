@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from .data import BUILTIN_SETS, ImageSet, load_dataset, Augment
-from .models import participant, resolve_precision
+from .models import participant, resolve_precision, check_model_input
 from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES, JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
@@ -90,6 +90,12 @@ class DemoConfig(TwoStageConfig):
     def models(self) -> list[str]:
         "Every distinct model spec, in order of first appearance."
         return list(dict.fromkeys(m for g in self.groups for m in g))
+
+    def check(self):
+        "Every setting, then every model against the input size (a ViT's patch), before any folder is claimed."
+        super().check()
+        for spec in self.models(): check_model_input(parse_model(spec)[0], self.img_size)
+        return self
 
 # %% ../nbs/07_demo.ipynb #f68449fe
 def stage1_settings(cfg: DemoConfig, seed: int) -> dict:
@@ -262,6 +268,7 @@ def method_for(params: dict) -> Method:
 def check_train_params(params: dict) -> dict:
     "Every parameter of a classification run checked, then the method against the models; device and precision resolved."
     checked = check_params(params, TRAIN_PARAMS)
+    for spec in checked['models']: check_model_input(parse_model(spec)[0], checked['img_size'])
     try: method_for(checked).check(len(checked['models']))
     except ValueError as e: raise ValueError(f"parameters 'method' and 'models': {e}") from None
     checked['precision'] = resolve_precision(checked['precision'], checked['device'])   # the device is resolved by its check

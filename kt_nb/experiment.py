@@ -199,7 +199,8 @@ def claim_folder(
     out, now = Path(out), json.loads(json.dumps(settings, default=str))
     blocking = [p for p in (out, *out.parents) if p.exists() and not p.is_dir()]
     if blocking: raise FolderInUse(f"{blocking[0]} is a file, so {out} cannot be a run folder: name a folder")
-    foreign = lambda: [p for p in out.iterdir() if not any(p.match(pattern) for pattern in alongside)] if out.exists() else []
+    def foreign() -> list[Path]:   # what the folder holds, less what the program that started the run put there first
+        return [p for p in out.iterdir() if not any(p.match(pattern) for pattern in alongside)] if out.exists() else []
     if overwrite and foreign():
         out.rename(out.with_name(f"{out.name}-replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
     if (out/'run.json').exists():

