@@ -144,18 +144,21 @@ def run_segmentation(
     starts, start_rows, stage1_s = {}, [], 0.   # seed -> (stage-1 weights, all reused); a row per seed and model at its start
     decoders = [parse_spec(spec, SEG_DECODERS, 'decoder') for spec in cfg.models]   # (timm name, decoder) of each
 
+    def segmenters(weights: dict) -> list:
+        "Fresh segmenters from stage-1 weights."
+        return [seg_participant(name, task.num_classes, decoder, weights=weights[spec], img_size=cfg.size)
+                for spec, (name, decoder) in zip(cfg.models, decoders)]
+
     def from_stage1(seed: int) -> list:
-        "Fresh segmenters from the seed's stage-1 weights, trained when the seed's first arm needs them."
+        "Segmenters from the seed's stage-1 weights, trained (and scored as the seed's start) when its first arm needs them."
         nonlocal stage1_s
         if seed not in starts:
             began = time.time()
             starts[seed] = seg_stage1(cfg, data, Path(stage1_dir or out/'stage1'), progress, seed)
             stage1_s += time.time() - began
             start_rows.extend({'method': 'start', 'model': n, 'seed': seed, **{k: m[k] for k in _METRICS}}
-                              for n, m in evaluate(from_stage1(seed), data['test'], device=cfg.device).items())
-        weights = starts[seed][0]
-        return [seg_participant(name, task.num_classes, decoder, weights=weights[spec], img_size=cfg.size)
-                for spec, (name, decoder) in zip(cfg.models, decoders)]
+                              for n, m in evaluate(segmenters(starts[seed][0]), data['test'], device=cfg.device).items())
+        return segmenters(starts[seed][0])
 
     def train(arm: Arm, seed: int) -> list[dict]:
         began = time.time()
