@@ -13,7 +13,7 @@ import torch.distributed as dist
 from .storage import load_state, pack_state, previous_path, save_state, unpack_state
 
 # %% auto #0
-__all__ = ['CheckpointMismatch', 'config_hash', 'Checkpoints']
+__all__ = ['CheckpointMismatch', 'config_hash', 'match_layouts', 'Checkpoints']
 
 # %% ../nbs/05a_checkpoints.ipynb #bdbe177a
 class CheckpointMismatch(ValueError):
@@ -22,6 +22,13 @@ class CheckpointMismatch(ValueError):
 def config_hash(manifest: dict) -> str:
     "SHA-256 of a run's manifest: one string that names the configuration."
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+# %% ../nbs/05a_checkpoints.ipynb #429aa10a
+def match_layouts(optimizer: torch.optim.Optimizer):
+    "Give each loaded optimizer state its parameter's memory layout: loading makes them contiguous, and a fused AdamW step on the CPU pairs the wrong elements of a channels-last parameter and a contiguous state."
+    for param, state in optimizer.state.items():
+        for k, v in state.items():
+            if torch.is_tensor(v) and v.shape == param.shape and v.stride() != param.stride(): state[k] = torch.empty_like(param).copy_(v)
 
 # %% ../nbs/05a_checkpoints.ipynb #76ba2afa
 class Checkpoints:
@@ -66,7 +73,7 @@ class Checkpoints:
                                      "Resume with the run's own models and settings, or start in another folder.")
         for i, opt in self.optimizers.items():
             self.members[i].model.load_state_dict(tree['models'][str(i)])
-            opt.load_state_dict(tree['optimizers'][str(i)])
+            opt.load_state_dict(tree['optimizers'][str(i)]); match_layouts(opt)
             self.schedulers[i].load_state_dict(tree['schedulers'][str(i)])
         self.scaler.load_state_dict(tree['scaler'])
         mine = tree['processes'][self.rank]

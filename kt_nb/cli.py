@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--data', '--dataset', dest='data', metavar='SOURCE',
                       help='fashion_mnist (default) or digits; or your data: a folder with train/<class>/<image> (val/, test/ beside it), '
                            'a .csv/.parquet table of path,label[,split], a .tar of class folders, or a timm name (torch/cifar100, hfds/<id>)')
-    demo.add_argument('--img-size', type=_positive, help='input size in pixels (default 48; 32 with --quick); streamed images are decoded to it')
+    demo.add_argument('--img-size', type=_positive, help='input size in pixels (default 40; 32 with --quick); streamed images are decoded to it')
     demo.add_argument('--workers', type=int, default=0, help='data loading processes (default 0: in the main process)')
     demo.add_argument('--skip-unreadable', action='store_true',
                       help='leave unreadable image files out (listed in each run folder) instead of stopping at the first')

@@ -21,8 +21,8 @@ from .storage import atomic_write, save_state
 # %% auto #0
 __all__ = ['IPYTHON_NAMES', 'RUNNER_FILES', 'integer', 'number', 'choice', 'boolean', 'text', 'device', 'given_params',
            'check_names', 'check_params', 'setting', 'config_checks', 'TwoStageConfig', 'parse_spec', 'model_specs',
-           'method_arms', 'FolderInUse', 'claim_folder', 'digest', 'stage1_files', 'stage1_weights', 'Arm', 'run_arms',
-           'strict_json', 'write_metrics', 'summary_models', 'machine', 'finish_experiment']
+           'method_arms', 'FolderInUse', 'claim_folder', 'digest', 'stage1_files', 'stage1_weights', 'Arm', 'time_left',
+           'run_arms', 'strict_json', 'write_metrics', 'summary_models', 'machine', 'finish_experiment']
 
 # %% ../nbs/06a_experiment.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -265,6 +265,14 @@ class Arm:
         object.__setattr__(self, 'models', tuple(self.models))
         if not self.group: object.__setattr__(self, 'group', '+'.join(self.models))
 
+def time_left(took: list[list[float]],   # seconds per arm, a list per seed begun
+              seeds: int, arms: int) -> float:
+    "Seconds left: each arm as long as it last took; one not run yet as long as the others after a seed's first (which also trains the seed's stage 1)."
+    last = {k: t for seed in took for k, t in enumerate(seed)}
+    later = [t for k, t in last.items() if k > 0] or [last[0]]
+    guess = lambda k: last.get(k, sum(later) / len(later))
+    return sum(guess(k) for k in range(len(took[-1]), arms)) + (seeds - len(took)) * sum(guess(k) for k in range(arms))
+
 def run_arms(
     arms: list[Arm],
     seeds: int,                                  # seeds 0 .. seeds - 1
@@ -275,21 +283,22 @@ def run_arms(
     headline: str | None = None,                 # the rows' figure that line shows (acc, miou, cc)
 ) -> list[dict]:                                 # the rows, each with its arm's group and method and the seed
     "Every arm for every seed, seed by seed, each from `torch.manual_seed(seed)`."
-    rows, total, began = [], seeds * len(arms), time.time()
+    rows, total, took = [], seeds * len(arms), []
     with tqdm(total=total, desc=desc, disable=not progress) as bar:
         for seed in range(seeds):
+            took.append([])
             for k, arm in enumerate(arms):
                 torch.manual_seed(seed)
                 arm_began = time.time()
                 done = [{'group': arm.group, 'method': arm.method, 'seed': seed, **row} for row in train(arm, seed)]
                 rows += done
+                took[-1].append(time.time() - arm_began)
                 bar.update()
                 if log is not None:
                     finished = seed * len(arms) + k + 1
                     figures = ', '.join(f"{r['model']} {r[headline]:.3f}" for r in done) if headline else ''
-                    left = (time.time() - began) / finished * (total - finished)
-                    log(f"{desc} {finished}/{total}: seed {seed} {arm.group} {arm.method} in {time.time() - arm_began:.0f} s"
-                        f"{f'; {headline} ' + figures if figures else ''}; about {left:.0f} s left")
+                    log(f"{desc} {finished}/{total}: seed {seed} {arm.group} {arm.method} in {took[-1][-1]:.0f} s"
+                        f"{f'; {headline} ' + figures if figures else ''}; about {time_left(took, seeds, len(arms)):.0f} s left")
     return rows
 
 # %% ../nbs/06a_experiment.ipynb #cae874a1

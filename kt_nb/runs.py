@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .storage import atomic_write
 from .experiment import claim_folder, digest
-from .evidence import interval_text, mean_sd, paired_deltas, paired_summary
+from .evidence import interval_text, mean_sd, paired_deltas, paired_flips, paired_summary, verdict
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'SPEC_KEYS', 'RUN_KEYS', 'METHOD_KEYS', 'MODEL_METRICS',
@@ -220,13 +220,25 @@ def sweep(
     return table
 
 # %% ../nbs/12_runs.ipynb #aa85cfff
-MODEL_METRICS = ('model', 'start_acc', 'acc', 'val_acc', 'gain', 'loss', 'taught')
+MODEL_METRICS = ('model', 'start_acc', 'acc', 'val_acc', 'gain', 'loss', 'taught', 'better', 'worse')
+
+def _paired_counts(out: Path, points: list[dict], rows: list[dict]):
+    "Add to each finished point's row, per model, the test samples it gets right where its control (same pairing and seed) does not, and the reverse."
+    controls = {p['control_key']: out/p['name'] for p, r in zip(points, rows) if r['status'] == 'done' and p['params'].get('method') == 'control'}
+    for point, row in zip(points, rows):
+        if row['status'] != 'done' or point['control_key'] not in controls: continue
+        files = [folder/'test_predictions.parquet' for folder in (out/point['name'], controls[point['control_key']])]
+        if not all(f.exists() for f in files): continue   # runs written before the predictions were kept
+        both = pd.read_parquet(files[0]).merge(pd.read_parquet(files[1]), on='sample', suffixes=('', '_control'))
+        for i in range(1, sum(k.startswith('model_') for k in row) + 1):
+            name = row[f'model_{i}']
+            row[f'better_{i}'], row[f'worse_{i}'] = paired_flips(both[f'correct_{name}'], both[f'correct_{name}_control'])
 
 def aggregate(out: str | Path) -> pd.DataFrame:
     "One row per point of the sweep in `out`; written to `results.csv` and `results.parquet`."
     out = Path(out)
-    rows = []
-    for point in json.loads((out/'points.json').read_text()):
+    rows, points = [], json.loads((out/'points.json').read_text())
+    for point in points:
         folder = out/point['name']
         status = point_status(folder)
         row = {'point': point['name'], 'status': status,
@@ -240,6 +252,7 @@ def aggregate(out: str | Path) -> pd.DataFrame:
                         'precision_used': used.get('precision'), 'wall_time_s': metrics.get('wall_time_s')})
             for i, m in enumerate(metrics.get('models', []), 1): row.update({f'{k}_{i}': v for k, v in m.items()})   # any task's
         rows.append(row)
+    _paired_counts(out, points, rows)
     table = pd.DataFrame(rows)
     atomic_write(out/'results.csv', lambda p: table.to_csv(p, index=False))
     atomic_write(out/'results.parquet', lambda p: table.to_parquet(p, index=False))
@@ -260,18 +273,25 @@ def per_model(table: pd.DataFrame) -> pd.DataFrame:
     keys = ['point', 'group', 'arm', 'method', 'seed', 'control_key']
     if n == 0 or done.empty: raise ValueError("no finished point with per-model results in this table: nothing to summarize yet")
     if 'acc_1' not in table: raise ValueError("each point of this sweep is a whole experiment: see `experiments_table`")
-    long = pd.concat([done[keys + [f'{k}_{i}' for k in MODEL_METRICS]].set_axis(keys + list(MODEL_METRICS), axis=1).assign(position=i)
+    long = pd.concat([done.reindex(columns=keys + [f'{k}_{i}' for k in MODEL_METRICS]).set_axis(keys + list(MODEL_METRICS), axis=1).assign(position=i)
                       for i in range(1, n + 1)], ignore_index=True).dropna(subset=['model'])
     order = {k: {v: j for j, v in enumerate(dict.fromkeys(done[k]))} for k in ('group', 'arm')}
     long = long.sort_values(['position', 'seed'], kind='stable').sort_values(
         ['group', 'position', 'arm'], key=lambda c: c.map(order[c.name]) if c.name in order else c, kind='stable', ignore_index=True)
     for k in MODEL_METRICS[1:]: long[k] = pd.to_numeric(long[k])
+    if long[['better', 'worse']].isna().any(axis=None): long = long.drop(columns=['better', 'worse'])   # a point without its pairing
     return paired_deltas(long, 'acc', ['control_key', 'model'], start='start_acc')
 
 def arm_summary(table: pd.DataFrame) -> pd.DataFrame:
     "Mean and spread over seeds per (group, model, arm); deltas against start and against the paired control."
     return paired_summary(per_model(table), 'acc', ['group', 'model', 'arm'], ['control_key', 'model'], start='start_acc',
                           means=['start_acc', 'gain', 'loss', 'taught'])
+
+def _against_control(arm) -> str:
+    "The verdict of an arm's interval and, where the sweep kept the predictions, of McNemar's test (p, better/worse)."
+    if arm.arm == 'control': return ''
+    if 'p_mcnemar' not in arm._fields: return verdict(arm.vs_control_lo, arm.vs_control_hi)
+    return f"{verdict(arm.vs_control_lo, arm.vs_control_hi, arm.p_mcnemar)} (p {arm.p_mcnemar:.2g}, {arm.better:.0f}/{arm.worse:.0f})"
 
 def report_table(table: pd.DataFrame) -> pd.DataFrame:
     "`arm_summary` in percent, 'mean ± sd' over seeds; deltas in points; the share taught where a partition decides it."
@@ -282,6 +302,7 @@ def report_table(table: pd.DataFrame) -> pd.DataFrame:
                          '− start': [mean_sd(m, signed=True) for m in s.vs_start],
                          '− control': [mean_sd(m, sd, signed=True) for m, sd in zip(s.vs_control, s.vs_control_sd)],
                          '− control, 95 %': [interval_text(lo, hi) for lo, hi in zip(s.vs_control_lo, s.vs_control_hi)],
+                         'vs control': [_against_control(r) for r in s.reset_index().itertuples()],
                          'gain/loss': [f"{g * 100:.1f}/{l * 100:.1f}" for g, l in zip(s.gain, s.loss)],
                          'taught': [f"{t * 100:.0f}%" if ok else '' for t, ok in zip(s.taught, teaches)],
                          'seeds': s.seeds}, index=s.index)
