@@ -19,7 +19,7 @@ from .roles import METHODS, ROLE_RULES, Method, get_method
 from .learner import AUTOCAST_DTYPES, JointLearner, predict, accuracies
 from .ledger import complementary_matrix, flips
 from .experiment import (TwoStageConfig, Arm, run_arms, finish_experiment, parse_spec, stage1_weights, claim_folder, method_arms,
-                              check_params, integer, number, choice, boolean, text, setting, config_checks)
+                              check_params, integer, number, choice, boolean, text, setting, config_checks, machine)
 from .evidence import paired_summary, paired_flips, verdict, interval_text, mean_sd
 
 # %% auto #0
@@ -300,7 +300,7 @@ def run_metrics(
     notes: list[str] = (),        # warnings worth keeping (a data fallback)
     wall_time_s: float = 0.,
 ) -> dict:
-    "One run's results: parameters, data, and per participant accuracies, flips and share taught."
+    "One run's results: parameters, data, the machine, and per participant accuracies, flips and share taught."
     last, specs = history.iloc[-1], params['models']
     val_acc = {s: last.get(f'val_acc_{s}', float('nan')) for s in specs}
     taught = {s: last.get(f'taught_{s}', float('nan')) for s in specs} if params['method'] != 'control' else None
@@ -308,4 +308,5 @@ def run_metrics(
     models = [{'model': r['model'], 'start_acc': start_acc[r['model']], **{k: v for k, v in r.items() if k != 'model'}}
               for r in accuracy_rows(final, start, val_acc, taught)]
     return {'params': params, 'data': data['train'].name.split('/')[0], 'sizes': {k: len(v) for k, v in data.items()},
-            'notes': list(notes), 'models': models, 'history': history.to_dict('records'), 'wall_time_s': round(wall_time_s, 1)}
+            'notes': list(notes), 'models': models, 'history': history.to_dict('records'), 'wall_time_s': round(wall_time_s, 1),
+            'machine': machine()}   # what ran it: another machine's numbers differ by rounding
