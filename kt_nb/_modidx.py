@@ -128,6 +128,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'kt_nb/distributed.py'),
                                    'kt_nb.distributed.EpochBatches._count': ( 'distributed.html#epochbatches._count',
                                                                               'kt_nb/distributed.py'),
+                                   'kt_nb.distributed._leave_group': ('distributed.html#_leave_group', 'kt_nb/distributed.py'),
                                    'kt_nb.distributed.is_distributed': ('distributed.html#is_distributed', 'kt_nb/distributed.py'),
                                    'kt_nb.distributed.rank': ('distributed.html#rank', 'kt_nb/distributed.py'),
                                    'kt_nb.distributed.start_distributed': ('distributed.html#start_distributed', 'kt_nb/distributed.py')},

@@ -4,6 +4,7 @@
 
 # %% ../nbs/04a_distributed.ipynb #3ad52cdf
 from __future__ import annotations
+import atexit
 import os
 
 import torch
@@ -22,11 +23,16 @@ def rank() -> int:
     "This process's rank: 0 alone or in rank 0, the one process that writes files."
     return dist.get_rank() if is_distributed() else 0
 
+def _leave_group():
+    "Leave the process group before the process ends: gloo's threads, still running at exit, can abort it (seen with torch 2.4)."
+    if dist.is_initialized(): dist.destroy_process_group()
+
 def start_distributed() -> tuple[int, int]:
-    "`(rank, world_size)`: joins torchrun's process group when launched by torchrun (NCCL on GPUs, else gloo)."
+    "`(rank, world_size)`: joins torchrun's process group when launched by torchrun (NCCL on GPUs, else gloo), and leaves it at exit."
     if dist.is_available() and not dist.is_initialized() and int(os.environ.get('WORLD_SIZE', 1)) > 1:
         if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+        atexit.register(_leave_group)
     return (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
 
 # %% ../nbs/04a_distributed.ipynb #b8b2079f
