@@ -204,6 +204,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'kt_nb.explorer.explore': ('explorer.html#explore', 'kt_nb/explorer.py'),
                                 'kt_nb.explorer.explore_demo': ('explorer.html#explore_demo', 'kt_nb/explorer.py'),
                                 'kt_nb.explorer.flips_table': ('explorer.html#flips_table', 'kt_nb/explorer.py'),
+                                'kt_nb.explorer.model_colors': ('explorer.html#model_colors', 'kt_nb/explorer.py'),
                                 'kt_nb.explorer.png': ('explorer.html#png', 'kt_nb/explorer.py'),
                                 'kt_nb.explorer.role_history': ('explorer.html#role_history', 'kt_nb/explorer.py'),
                                 'kt_nb.explorer.share_figure': ('explorer.html#share_figure', 'kt_nb/explorer.py')},

@@ -11,6 +11,7 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from PIL import Image
 
 from .data import ImageSet, load_dataset
@@ -20,8 +21,8 @@ from .demo import load_participants
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['NO_LEDGER', 'complementary_figure', 'share_figure', 'epoch_figure', 'flips_table', 'role_history', 'png', 'Explorer',
-           'explore', 'explore_demo']
+__all__ = ['NO_LEDGER', 'complementary_figure', 'model_colors', 'share_figure', 'epoch_figure', 'flips_table', 'role_history',
+           'png', 'Explorer', 'explore', 'explore_demo']
 
 # %% ../nbs/11_explorer.ipynb #d50abd91
 def complementary_figure(
@@ -34,7 +35,7 @@ def complementary_figure(
     fig = go.Figure(go.Heatmap(z=comp.values, x=names, y=names, colorscale='Blues', zmin=0,
                                text=comp.round(1).values, texttemplate='%{text}', colorbar=dict(title='%'),
                                hovertemplate='%{y} right, %{x} wrong: %{z:.2f}%<extra></extra>'))
-    fig.update_layout(title=f'Complementary knowledge (% of {len(screening.frame):,} samples): row right, column wrong',
+    fig.update_layout(title=f'Complementary knowledge (% of {len(screening.frame):,} samples)<br><sup>row model right, column model wrong</sup>',
                       xaxis_title='wrong', yaxis_title='right', yaxis_autorange='reversed', height=380,
                       margin=dict(l=10, r=10, t=50, b=10), shapes=_outline(names, chosen or []))
     return fig
@@ -45,25 +46,31 @@ def _outline(names: list[str], chosen: list[str]) -> list[dict]:
     return [dict(type='rect', x0=c - .5, x1=c + .5, y0=r - .5, y1=r + .5, line=dict(color='crimson', width=3))
             for r in where for c in where if r != c]
 
+def model_colors(names: list[str]) -> dict[str, str]:
+    "One colour per model, so that a model looks the same in every figure; grey for the samples nobody teaches."
+    return {n: qualitative.Plotly[i % len(qualitative.Plotly)] for i, n in enumerate(names)} | {'nobody': 'darkgray'}
+
 def share_figure(
     roles: pd.DataFrame,   # `Screening.roles`: class and teacher per sample
     title: str = "Who would teach each sample (the paper's rule)",
+    colors: dict[str, str] | None = None,  # `model_colors` (default: plotly's, in the order of the teachers)
 ) -> go.Figure:
     "Stacked bars: share of samples each model teaches, overall and per class."
     overall, per_class = teaching_share(roles), teaching_share(roles, 'class')
     table = pd.concat([overall.rename(index={'share': 'all classes'}), per_class]) * 100
     table = table.loc[:, (table > 0).any()]   # 'nobody' only where somebody ties
-    fig = go.Figure([go.Bar(name=str(t), x=[str(i) for i in table.index], y=table[t].values,
+    fig = go.Figure([go.Bar(name=str(t), x=[str(i) for i in table.index], y=table[t].values, marker_color=(colors or {}).get(str(t)),
                             hovertemplate=f'{t}: %{{y:.1f}}%<extra>%{{x}}</extra>') for t in table.columns])
     fig.update_layout(barmode='stack', title=title, yaxis_title='% of samples', height=340,
                       margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation='h', y=-0.25))
     return fig
 
-def epoch_figure(ledger: pd.DataFrame) -> go.Figure:
+def epoch_figure(ledger: pd.DataFrame, colors: dict[str, str] | None = None) -> go.Figure:
     "Share of training samples each participant taught, per epoch of a transfer run."
     table = teaching_share(ledger, 'epoch') * 100
     table = table.loc[:, (table > 0).any()]
-    fig = go.Figure([go.Scatter(name=str(t), x=table.index, y=table[t].values, mode='lines+markers') for t in table.columns])
+    fig = go.Figure([go.Scatter(name=str(t), x=table.index, y=table[t].values, mode='lines+markers', line_color=(colors or {}).get(str(t)))
+                     for t in table.columns])
     fig.update_layout(title='Who taught, per epoch of the transfer run (ledger)', xaxis_title='epoch',
                       yaxis_title='% of training samples', xaxis_dtick=1, height=340, margin=dict(l=10, r=10, t=50, b=10),
                       legend=dict(orientation='h', y=-0.25))
@@ -130,6 +137,7 @@ class Explorer:
             ledger = RoleLedger.read(self.ledger_folder, epochs=RoleLedger.epochs(self.ledger_folder)[-1:])
         self.screening, self.ledger, self.ledger_data, self.after, self.page = screening, ledger, ledger_data, after, page
         names = screening.names
+        self.colors = model_colors(names + [n for n in (ledger.attrs.get('names', []) if ledger is not None else []) if n not in names])
         if ledger is not None and ledger_data is not None and len(ledger) and ledger['sample'].max() >= len(ledger_data):
             raise ValueError(f"the ledger names sample {ledger['sample'].max()}, but ledger_data has {len(ledger_data)} samples")
         run = [n for n in (ledger.attrs.get('names', []) if ledger is not None else []) if n in names]
@@ -168,8 +176,8 @@ def _build(self: Explorer, names: list[str]):
     self.heatmap = go.FigureWidget(complementary_figure(s).update_layout(width=640))
     self.heatmap.data[0].on_click(self._on_cell)
     self.summary = _classed(W.HTML(), 'kt-summary')
-    self.shares = go.FigureWidget(share_figure(s.roles(names[:2])).update_layout(width=560))
-    self.epochs = go.FigureWidget(epoch_figure(self._ledger_rows(columns=['epoch', 'teacher'])).update_layout(width=440)) if self.ledger is not None else _classed(W.HTML(NO_LEDGER), 'kt-no-ledger')
+    self.shares = go.FigureWidget(share_figure(s.roles(names[:2]), colors=self.colors).update_layout(width=560))
+    self.epochs = go.FigureWidget(epoch_figure(self._ledger_rows(columns=['epoch', 'teacher']), self.colors).update_layout(width=440)) if self.ledger is not None else _classed(W.HTML(NO_LEDGER), 'kt-no-ledger')
     self.flips = _classed(W.HTML(), 'kt-flips')
     self.source = _classed(W.ToggleButtons(options=['screened'], description='samples'), 'kt-source')
     self.teacher = _classed(W.Dropdown(description='taught by', layout=W.Layout(width='300px')), 'kt-teacher')
@@ -223,7 +231,7 @@ def _choose(self: Explorer, names: list[str]):
         self.teacher.value = keep if keep in self.teacher.options else 'any'
     finally: self._busy = False
     with self.heatmap.batch_update(): self.heatmap.layout.shapes = _outline(self.screening.names, names)
-    fresh = share_figure(self._roles)
+    fresh = share_figure(self._roles, colors=self.colors)
     with self.shares.batch_update():
         self.shares.data = []
         self.shares.add_traces(fresh.data)
