@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_bench.ipynb #c7f17ad5
 from __future__ import annotations
-import json, platform, statistics, time
+import json, math, platform, statistics, time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,8 +22,9 @@ from .data import collate_samples
 from .sources import FileSet, ImageTransform, read_image, scan_class_folders
 
 # %% auto #0
-__all__ = ['PEAK_BF16_TFLOPS', 'BenchConfig', 'time_steps', 'count_flops', 'alone_step', 'paper_step', 'transfer_step', 'bench',
-           'bench_table', 'loader_rates', 'decode_rates', 'epoch_peak_memory']
+__all__ = ['PEAK_BF16_TFLOPS', 'PEAK_NOISE', 'BenchConfig', 'time_steps', 'conv_backward_flops', 'count_flops', 'matmul_peak',
+           'share_of_peak', 'alone_step', 'paper_step', 'transfer_step', 'bench', 'bench_table', 'loader_rates',
+           'decode_rates', 'epoch_peak_memory']
 
 # %% ../nbs/13_bench.ipynb #289b17c7
 PEAK_BF16_TFLOPS = {'H100': 989.0, 'H200': 989.0, 'A100': 312.0, 'L40S': 362.0}   # dense, from the vendors' data sheets
@@ -64,10 +65,57 @@ def time_steps(step, steps: int, warmup: int, device: str) -> list[float]:
         _sync(device); seconds.append(time.perf_counter() - start)
     return seconds
 
+# %% ../nbs/13_bench.ipynb #4a51c6cf
+def conv_backward_flops(
+    grad_out_shape, x_shape,   # (batch, channels, *spatial) of the output's gradient and of the input
+    w_shape,                   # (out, in/groups, *kernel); a transposed convolution's (in, out/groups, *kernel)
+    bias, stride, padding, dilation,
+    transposed: bool, output_padding, groups,
+    output_mask,               # which gradients are asked for: input, weight, bias
+    out_shape=None, **kwargs,
+) -> int:
+    "FLOPs of `aten.convolution_backward`: the input's and the weight's gradient each cost what the forward pass did."
+    positions = x_shape[2:] if transposed else grad_out_shape[2:]   # where the kernel is laid down in the forward pass
+    forward = 2 * x_shape[0] * math.prod(positions) * math.prod(w_shape)   # w_shape already holds in/groups x out
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
 def count_flops(step) -> int:
-    "FLOPs of one call of `step()`, forward and backward."
-    with FlopCounterMode(display=False) as counter: step()
+    "FLOPs of one call of `step()`, forward and backward; convolutions' backward pass by `conv_backward_flops`."
+    with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flops}) as counter:
+        step()
     return counter.get_total_flops()
+
+# %% ../nbs/13_bench.ipynb #79a9db1a
+def matmul_peak(
+    device: str,
+    precision: str = 'fp32',   # 'fp32', 'bf16' or 'fp16', as the run's autocast
+    n: int | None = None,      # side of the square matrices: 8192 on a GPU, 2048 on a CPU
+    repeats: int = 5,          # timed products, after two untimed ones; the fastest counts
+) -> float:                    # TFLOP/s
+    "This machine's dense matrix-multiply throughput at `precision`: the ceiling for every row of a bench."
+    n = n or (8192 if device.startswith('cuda') else 2048)
+    dtype = AUTOCAST_DTYPES[precision] or torch.float32
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    before = torch.get_float32_matmul_precision()
+    if device.startswith('cuda') and torch.backends.cudnn.allow_tf32 and before == 'highest':
+        torch.set_float32_matmul_precision('high')   # fp32 convolutions run in TF32 there (torch's default): so may the ceiling
+    try: seconds = min(time_steps(lambda: a @ b, repeats, 2, device))
+    finally: torch.set_float32_matmul_precision(before)
+    return 2 * n**3 / seconds / 1e12
+
+# %% ../nbs/13_bench.ipynb #368ffa98
+PEAK_NOISE = 0.25   # a row may pass the measured peak by this share (timing noise) before the bench refuses it
+
+def share_of_peak(
+    step: str,       # the row's name, for the message
+    tflops: float,   # the row's counted FLOPs over its median seconds
+    peak: float,     # `matmul_peak` at the run's precision
+) -> float:          # tflops / peak
+    "A row's share of the measured peak; a row above it by more than timing noise stops the bench."
+    if tflops > peak * (1 + PEAK_NOISE):
+        raise ValueError(f"{step}: {tflops:.3g} TFLOP/s is {tflops / peak:.1f}x this machine's measured matmul peak of "
+                         f"{peak:.3g}: the FLOP count or the timing is wrong")
+    return tflops / peak
 
 # %% ../nbs/13_bench.ipynb #85dc3ca2
 def _synthetic_batch(cfg: BenchConfig, device: str) -> tuple[ImageSet, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -132,19 +180,21 @@ def _check_out(out: Path):
         if not ours: raise ValueError(f"{out} exists and holds no benchmark results: kt_nb will not replace it; choose another file")
 
 def bench(cfg: BenchConfig | None = None, out: str | Path | None = None) -> dict:
-    "Time every kind of step in one run; returns (and writes to `out` as JSON) the rows, the ratios and the settings."
+    "Time every kind of step in one run; returns (and writes to `out` as JSON) the rows, the ratios, the measured peak and the settings."
     cfg = cfg or BenchConfig.for_device()
     if len(cfg.models) != 2: raise ValueError(f"bench compares a pair of models, got {cfg.models}")
     if cfg.batch_size < 2: raise ValueError(f"batch_size={cfg.batch_size}: the models' batch norm needs 2 or more images per step")
     if out is not None: _check_out(Path(out))
     device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
     data, x, y, idx = _synthetic_batch(cfg, device)
     kinds = [(f'{name} alone', lambda i=i: alone_step(_participants(cfg, device)[i], cfg, device, x, y))
              for i, name in enumerate(cfg.models)]
     kinds += [('transfer (bikd)', lambda: transfer_step(cfg, device, 'bikd', data, x, y, idx)),
               ('transfer + frozen anchor (fantastic_gains)', lambda: transfer_step(cfg, device, 'fantastic_gains', data, x, y, idx)),
               ("paper's step (fp32, eager)", lambda: paper_step(_participants(cfg, device), x, y))]
-    peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if device.startswith('cuda') and k in torch.cuda.get_device_name(device)), None)
+    measured = matmul_peak(device, precision)
+    published = next((v for k, v in PEAK_BF16_TFLOPS.items() if device.startswith('cuda') and k in torch.cuda.get_device_name(device)), None)
     rows = []
     for name, make in kinds:
         if device.startswith('cuda'): torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device)
@@ -152,7 +202,8 @@ def bench(cfg: BenchConfig | None = None, out: str | Path | None = None) -> dict
         seconds = statistics.median(time_steps(step, cfg.steps, cfg.warmup, device))
         tflops = count_flops(step) / seconds / 1e12
         rows.append({'step': name, 'ms': seconds * 1e3, 'img_per_s': cfg.batch_size / seconds, 'tflops': tflops,
-                     'share_of_bf16_peak': tflops / peak if peak else None,
+                     'share_of_measured_peak': share_of_peak(name, tflops, measured),
+                     'share_of_published_peak': tflops / published if published else None,
                      'peak_memory_gib': torch.cuda.max_memory_allocated(device) / 2**30 if device.startswith('cuda') else None})
         del step
     ms = {r['step']: r['ms'] for r in rows}
@@ -161,16 +212,17 @@ def bench(cfg: BenchConfig | None = None, out: str | Path | None = None) -> dict
               'anchor transfer / sum of alone': ms['transfer + frozen anchor (fantastic_gains)'] / alone,
               'transfer speed-up over the paper': ms["paper's step (fp32, eager)"] / ms['transfer (bikd)']}
     device_name = torch.cuda.get_device_name(device) if device.startswith('cuda') else platform.processor() or 'cpu'
-    results = {'settings': {**asdict(cfg), 'device': device, 'precision': resolve_precision(cfg.precision, device),
-                            'channels_last': cfg.channels_last}, 'device_name': device_name,
-               'torch': torch.__version__, 'rows': rows, 'ratios': ratios}
+    results = {'settings': {**asdict(cfg), 'device': device, 'precision': precision, 'channels_last': cfg.channels_last},
+               'device_name': device_name, 'torch': torch.__version__, 'measured_peak_tflops': measured,
+               'published_peak_tflops': published, 'rows': rows, 'ratios': ratios}
     if out is not None: atomic_write(out, lambda p: p.write_text(json.dumps(results, indent=1)))
     return results
 
 def bench_table(results: dict) -> pd.DataFrame:
     "The rows of a `bench` result as a table for people."
     table = pd.DataFrame(results['rows']).set_index('step')
-    table['share_of_bf16_peak'] = table['share_of_bf16_peak'].map(lambda v: f'{v:.0%}' if v == v and v is not None else 'n/a')
+    for share in ('share_of_measured_peak', 'share_of_published_peak'):
+        table[share] = table[share].map(lambda v: f'{v:.0%}' if v == v and v is not None else 'n/a')
     table['peak_memory_gib'] = table['peak_memory_gib'].map(lambda v: f'{v:.1f}' if v == v and v is not None else 'n/a')
     return table.round({'ms': 1, 'img_per_s': 0, 'tflops': 3})
 
