@@ -4,28 +4,22 @@
 
 # %% ../nbs/07_demo.ipynb #5acfe2c7
 from __future__ import annotations
-import time, warnings
-from dataclasses import asdict, dataclass
-from typing import Callable, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
 
 from .data import BUILTIN_SETS, ImageSet, load_dataset, Augment
 from .models import participant, resolve_precision, check_model_input
-from .roles import METHODS, ROLE_RULES, Method, get_method
-from .learner import AUTOCAST_DTYPES, JointLearner, predict, accuracies
-from .ledger import complementary_matrix, flips
-from .experiment import (TwoStageConfig, Arm, run_arms, finish_experiment, parse_spec, stage1_weights, claim_folder, method_arms,
-                              check_params, integer, number, choice, boolean, text, setting, config_checks, machine)
-from .evidence import paired_summary, paired_flips, verdict, interval_text, mean_sd
+from .tasks import Classification
+from .learner import predict, accuracies
+from .experiment import TwoStageConfig, parse_spec, method_arms, integer, choice, boolean, setting
+from .runner import ExperimentHooks
 
 # %% auto #0
-__all__ = ['STAGE1_SETTINGS', 'TRAIN_PARAMS', 'parse_model', 'model_groups', 'DemoConfig', 'stage1_settings', 'stage1',
-           'augment_for', 'load_participants', 'accuracy_rows', 'run_demo', 'summarize', 'report_table', 'claims',
-           'method_for', 'check_train_params', 'start_participants', 'run_metrics']
+__all__ = ['STAGE1_SETTINGS', 'classification_experiment', 'parse_model', 'model_groups', 'DemoConfig', 'augment_for',
+           'load_participants', 'ClassificationExperiment']
 
 # %% ../nbs/07_demo.ipynb #042308d0
 def parse_model(spec: str) -> tuple[str, bool]:
@@ -80,12 +74,13 @@ class DemoConfig(TwoStageConfig):
     n_test: int | None = setting(1000, integer(1, optional=True), 'test images at most')
     img_size: int = setting(40, integer(8), 'input size in pixels, for every model')
     batch_size: int = setting(64, integer(2), 'images per step, shared by all models')
-    stage1_epochs: int = setting(4, integer(1), 'epochs of stage 1 (each model alone)')
+    stage1_epochs: int = setting(4, integer(0), 'epochs of stage 1 (each model alone); 0: start from the pretrained weights')
     workers: int = setting(0, integer(0), 'data loading processes (streamed sources decode there)')
     channels_last: bool = setting(True, boolean, 'channels-last memory for the models (faster convolutions); False: contiguous')
     on_error: str = setting('raise', choice(lambda: ('raise', 'skip')), "streamed sources: 'skip' leaves unreadable files out")
     QUICK: ClassVar[dict] = dict(groups=[['tf_efficientnet_lite0', 'tf_efficientnet_lite1']], seeds=1, n_train=384, n_val=200,
                                  n_test=500, img_size=32, stage1_epochs=3, epochs=1)   # under a minute or two on 2 cores
+    RUN_ONLY: ClassVar[tuple] = ('device', 'precision', 'workers', 'channels_last')   # how it runs: numbers differ by rounding only
 
     def models(self) -> list[str]:
         "Every distinct model spec, in order of first appearance."
@@ -98,28 +93,6 @@ class DemoConfig(TwoStageConfig):
         return self
 
 # %% ../nbs/07_demo.ipynb #f68449fe
-def stage1_settings(cfg: DemoConfig, seed: int) -> dict:
-    "What decides a seed's stage-1 weights: the data, the schedule and the seed."
-    return {**{k: getattr(cfg, k) for k in STAGE1_SETTINGS}, 'seed': seed}
-
-def stage1(
-    cfg: DemoConfig, data: dict,
-    root: str | Path,               # the stage-1 cache (a folder per setting and seed inside)
-    specs: list[str] | None = None, # the models (default: every model of `cfg`)
-    progress: bool = False,
-    seed: int = 0,                  # draws the new classifier, the batches and the augmentation
-) -> dict[str, Path]:               # each spec's weights file
-    "Each model fine-tuned alone, or its weights from an earlier run with the same stage-1 settings and seed."
-    def train(spec):
-        name, pretrained = parse_model(spec)
-        torch.manual_seed(seed)
-        p = participant(name, data['train'].num_classes, pretrained=pretrained, img_size=cfg.img_size, label=spec)
-        JointLearner([p], data['train'], method='control', epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
-                     batch_size=cfg.batch_size, augment=augment_for(data), seed=seed, device=cfg.device, progress=progress,
-                     workers=cfg.workers, channels_last=cfg.channels_last).fit()
-        return p.model
-    return stage1_weights(root, stage1_settings(cfg, seed), specs or cfg.models(), train)[0]
-
 def augment_for(data: dict) -> Augment | None:
     "In memory: shifts, and flips where mirror images keep their class (not digits). Streamed sets crop and flip each sample themselves."
     if not isinstance(data['train'], ImageSet): return None
@@ -130,183 +103,30 @@ def load_participants(specs: list[str], weights: dict[str, Path], num_classes: i
     return [participant(parse_model(s)[0], num_classes, weights=weights[s], img_size=img_size, label=s) for s in specs]
 
 # %% ../nbs/07_demo.ipynb #eaf51cb5
-def accuracy_rows(
-    final: pd.DataFrame,          # `predict` on the test split after training
-    start: pd.DataFrame,          # `predict` on the test split from the stage-1 weights
-    val_acc: dict | None = None,  # model -> validation accuracy
-    taught: dict | None = None,   # model -> share of samples it taught (None: a control)
-) -> list[dict]:                  # a row per model
-    "Each model's test accuracy, validation accuracy, knowledge gained and lost against its start, and share taught."
-    rows = []
-    for name, acc in accuracies(final).items():
-        f = flips(start[f'correct_{name}'], final[f'correct_{name}'])
-        rows.append({'model': name, 'acc': acc, 'val_acc': (val_acc or {}).get(name, np.nan), 'gain': f['gain'],
-                     'loss': f['loss'], 'taught': (taught or {}).get(name, np.nan)})
-    return rows
+class ClassificationExperiment(ExperimentHooks):
+    "Classification with any timm models, pretrained or from scratch, on a built-in set or your own data."
+    config, metric, scale, digits = DemoConfig, 'acc', 100, 1
 
-def run_demo(
-    cfg: DemoConfig | None = None, out: str | Path = 'runs/demo',
-    progress: bool = True,                      # a progress bar (on a terminal)
-    log: Callable[[str], None] | None = None,   # called with one plain line per stage and arm
-    overwrite: bool = False,                    # move a folder that holds another demo aside (see `claim_folder`)
-) -> dict:
-    "Run the embedded default experiment; returns (and writes to `out/metrics.json`) its results."
-    cfg, out, started = (cfg or DemoConfig()).check(), Path(out), time.time()   # a config changed after it was made: checked again
-    identity = {k: v for k, v in asdict(cfg).items() if k not in ('device', 'workers', 'channels_last')}   # how it runs: rounding only
-    claim_folder(out, identity, grows=('seeds', 'methods'), overwrite=overwrite, record=False)   # refused before any work
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, fallback=True,
+    def data(self, cfg):
+        return load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, fallback=True,
                             img_size=cfg.img_size, on_error=cfg.on_error)
-    notes = [str(w.message) for w in caught]
-    n_classes, test = data['train'].num_classes, data['test']
-    if claim_folder(out, identity, grows=('seeds', 'methods')) == 'extended' and log:
-        log(f"extending the demo in {out}: its finished arms are kept")
-    starts, start_rows = {}, []   # seed -> (stage-1 weights, test predictions); a row per seed and model at its start
-    control_correct = {}          # (seed, model) -> the control's per-sample correctness: each arm's flips against it
+    def task(self, data): return Classification(data['train'].num_classes)
+    def groups(self, cfg): return cfg.groups
+    def stage1_settings(self, cfg): return {k: getattr(cfg, k) for k in STAGE1_SETTINGS}
 
-    def start_of(seed: int) -> tuple[dict, pd.DataFrame]:
-        "The seed's stage-1 weights and their test predictions, trained when the seed's first arm needs them."
-        if seed not in starts:
-            weights = stage1(cfg, data, out/'stage1', progress=progress, seed=seed)
-            models = load_participants(cfg.models(), weights, n_classes, cfg.img_size)
-            on = lambda split: predict(models, data[split], device=cfg.device, channels_last=cfg.channels_last, workers=cfg.workers)
-            start, val = on('test'), accuracies(on('val'))
-            start_rows.extend({'group': 'all', 'method': 'start', 'seed': seed, **r} for r in accuracy_rows(start, start, val))
-            starts[seed] = weights, start
-            if log: log(f"stage 1 of seed {seed}: {len(weights)} models fine-tuned alone, {time.time() - started:.0f} s so far")
-        return starts[seed]
+    def participant(self, cfg, data, spec, weights=None):
+        name, pretrained = parse_model(spec)
+        return participant(name, data['train'].num_classes, pretrained=pretrained, weights=weights, img_size=cfg.img_size, label=spec)
 
-    def train(arm: Arm, seed: int) -> list[dict]:
-        weights, start = start_of(seed)
-        learner = JointLearner(load_participants(list(arm.models), weights, n_classes, cfg.img_size), data['train'], data['val'],
-                               method=arm.method, detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr,
-                               batch_size=cfg.batch_size, augment=augment_for(data), seed=seed, device=cfg.device,
-                               progress=False, eval_every=0, workers=cfg.workers, channels_last=cfg.channels_last,
-                               out=out/'runs'/f'{arm.group}-{arm.method}-seed{seed}'.replace(':', '_'))
-        last = learner.fit(resume=True).iloc[-1]   # a rerun continues where a stopped demo left off
-        val_acc = {s: last[f'val_acc_{s}'] for s in arm.models}
-        taught = {s: last.get(f'taught_{s}', np.nan) for s in arm.models} if arm.method != 'control' else None
-        final = learner.predict(test)
-        rows = accuracy_rows(final, start, val_acc, taught)
-        for r in rows:   # the control runs first in every seed
-            correct = final[f"correct_{r['model']}"].values
-            if arm.method == 'control': control_correct[seed, r['model']] = correct
-            r['better'], r['worse'] = paired_flips(correct, control_correct[seed, r['model']])
-        return rows
+    def learner_options(self, cfg, data, stage):
+        options = dict(augment=augment_for(data), workers=cfg.workers, channels_last=cfg.channels_last)
+        return options if stage == 1 else {**options, 'val': data['val'], 'eval_every': 0}   # validated at the end
 
-    arms = [Arm('control', cfg.models(), 'all')] + [Arm(m, g) for g in cfg.groups for m in cfg.methods]
-    arm_rows = run_arms(arms, cfg.seeds, train, progress, 'demo arms', log, headline='acc')
-    runs = pd.DataFrame(start_rows + arm_rows)
-    start_acc = runs[runs.method == 'start'].groupby('model', sort=False).acc
-    complementary = [complementary_matrix({s: start[f'correct_{s}'].values for s in cfg.models()}) for _, start in starts.values()]
-    return finish_experiment(cfg, runs, summarize(runs), out, started, data=data['train'].name.split('/')[0], notes=notes,
-                             sizes={k: len(v) for k, v in data.items()},
-                             stage1={s: str(p.relative_to(out)) for s, p in starts[0][0].items()},   # seed 0's, which the explorer opens
-                             start_accuracy=start_acc.mean().to_dict(), start_accuracy_sd=start_acc.std().to_dict(),
-                             complementary_knowledge=(sum(complementary) / len(complementary)).to_dict())   # mean over seeds
+    def evaluate(self, cfg, data, participants):
+        samples = predict(participants, data['test'], device=cfg.device, precision=resolve_precision(cfg.precision, cfg.device),
+                          channels_last=cfg.channels_last, workers=cfg.workers)
+        return [{'model': n, 'acc': a} for n, a in accuracies(samples).items()], samples
 
-# %% ../nbs/07_demo.ipynb #09b6ae4d
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    "Mean and spread over seeds per (group, model, method), with deltas vs start and vs control (paired by seed)."
-    return paired_summary(runs, 'acc', ['group', 'model', 'method'], means=['gain', 'loss', 'taught', 'val_acc'])
+    def facts(self, cfg, data): return {'data': data['train'].name.split('/')[0], 'sizes': {k: len(v) for k, v in data.items()}}
 
-def report_table(results: dict) -> pd.DataFrame:
-    "One row per (group, model): test accuracy (%) at start, after control and each method; deltas in points."
-    summary = pd.DataFrame(results['summary']).set_index(['group', 'model', 'method']).astype(float)   # null (one seed) -> NaN
-    start, methods = results['start_accuracy'], results['settings']['methods']
-    rows = []
-    for group in summary.index.get_level_values('group').unique():
-        if group == 'all': continue
-        for model in summary.loc[group].index.get_level_values('model').unique():
-            ctl = summary.loc[('all', model, 'control')]
-            row = {'group': group, 'model': model, 'start': mean_sd(start[model], results.get('start_accuracy_sd', {}).get(model)),
-                   'control': mean_sd(ctl.acc, ctl.acc_sd)}
-            for m in methods:
-                r = summary.loc[(group, model, m)]
-                row[m] = mean_sd(r.acc, r.acc_sd)
-                row[f'{m} − control'] = mean_sd(r.vs_control, r.vs_control_sd, signed=True)
-                if 'vs_control_lo' in r:   # results since intervals and the paired test were kept
-                    row[f'{m} − control, 95 %'] = interval_text(r.vs_control_lo, r.vs_control_hi)
-                    row[f'{m} vs control'] = f"{verdict(r.vs_control_lo, r.vs_control_hi, r.p_mcnemar)} (p {r.p_mcnemar:.2g}, {r.better:.0f}/{r.worse:.0f})"
-                row[f'{m} − start'] = mean_sd(r.vs_start, signed=True)
-                row[f'{m} gain/loss'] = f"{r.gain * 100:.1f}/{r.loss * 100:.1f}"
-                shares = summary.loc[group].xs(m, level='method').taught   # zero for all when everyone teaches (dml)
-                if shares.fillna(0).sum() > 0: row[f'taught in {m}'] = f"{r.taught * 100:.0f}%"
-            rows.append(row)
-    return pd.DataFrame(rows).set_index(['group', 'model'])
-
-def claims(results: dict) -> list[str]:
-    "Each transfer arm against its control, in one sentence worded by its 95 % interval and its paired test."
-    summary = pd.DataFrame(results['summary'])
-    if 'vs_control_lo' not in summary: return []   # results from before intervals and the paired test were kept
-    arms, seeds = summary[~summary.method.isin(['start', 'control'])].fillna(np.nan), results['settings']['seeds']
-    sentences = []
-    for r in arms.itertuples():
-        interval = interval_text(r.vs_control_lo, r.vs_control_hi)
-        sentences.append(f"{r.method} in {r.group}: {r.model} {verdict(r.vs_control_lo, r.vs_control_hi, r.p_mcnemar)}, "
-                         f"{r.vs_control * 100:+.2f} points ({f'95 % interval {interval}; ' if interval else ''}{r.better:.0f} test "
-                         f"images better and {r.worse:.0f} worse over {seeds} seed{'s' if seeds > 1 else ''}, McNemar p = {r.p_mcnemar:.2g})")
-    return sentences
-
-# %% ../nbs/07_demo.ipynb #9289b8c9
-_DEMO = config_checks(DemoConfig)   # a run shares these settings' checks with the demo
-TRAIN_PARAMS = {
-    'models': _models, 'method': choice(lambda: sorted(METHODS)), 'rule': choice(lambda: sorted(ROLE_RULES)), 'kd_teacher': integer(0),
-    **{k: _DEMO[k] for k in ('detach_teacher', 'dataset', 'n_train', 'n_val', 'n_test', 'img_size', 'batch_size')},
-    'stage1_epochs': integer(0),   # 0: no stage 1, the run starts from the given weights
-    **{k: _DEMO[k] for k in ('stage1_lr', 'epochs', 'lr')},
-    'weight_decay': number(positive=False), 'seed': integer(0), 'threads': integer(0), 'workers': _DEMO['workers'],
-    'device': _DEMO['device'], 'precision': choice(lambda: ('auto', *AUTOCAST_DTYPES)), 'out': text, 'stage1_dir': text,
-}
-
-def method_for(params: dict) -> Method:
-    "The transfer method a point asks for, with its options (the role rule for bikd, the teacher for kd)."
-    options = {'bikd': {'rule': params['rule']}, 'kd': {'teacher': params['kd_teacher']}}.get(params['method'], {})
-    return get_method(params['method'], **options)
-
-def check_train_params(params: dict) -> dict:
-    "Every parameter of a classification run checked, then the method against the models; device and precision resolved."
-    checked = check_params(params, TRAIN_PARAMS)
-    for spec in checked['models']: check_model_input(parse_model(spec)[0], checked['img_size'])
-    try: method_for(checked).check(len(checked['models']))
-    except ValueError as e: raise ValueError(f"parameters 'method' and 'models': {e}") from None
-    checked['precision'] = resolve_precision(checked['precision'], checked['device'])   # the device is resolved by its check
-    return checked
-
-# %% ../nbs/07_demo.ipynb #89f9f5dd
-def start_participants(
-    params: dict,        # checked parameters of a run
-    data: dict,          # `load_dataset`'s splits
-) -> list:               # the participants a run starts from
-    "Participants after stage 1, whose weights are trained once per setting and shared through `stage1_dir`."
-    specs, n_classes = params['models'], data['train'].num_classes
-    if params['stage1_epochs'] == 0:
-        torch.manual_seed(params['seed'])
-        models = [parse_model(s) for s in specs]   # (timm name, pretrained)
-        return [participant(name, n_classes, pretrained=pretrained, img_size=params['img_size'], label=spec)
-                for spec, (name, pretrained) in zip(specs, models)]
-    cfg = DemoConfig(**{k: params[k] for k in STAGE1_SETTINGS}, device=params['device'], workers=params['workers'])
-    weights = stage1(cfg, data, params['stage1_dir'] or Path(params['out'])/'stage1', specs, seed=params['seed'])
-    return load_participants(specs, weights, n_classes, params['img_size'])
-
-# %% ../nbs/07_demo.ipynb #60702907
-def run_metrics(
-    params: dict,                 # checked parameters
-    data: dict,                   # the splits used
-    start: pd.DataFrame,          # `predict` on the test split before training
-    final: pd.DataFrame,          # `predict` on the test split after training
-    history: pd.DataFrame,        # the learner's history
-    notes: list[str] = (),        # warnings worth keeping (a data fallback)
-    wall_time_s: float = 0.,
-) -> dict:
-    "One run's results: parameters, data, the machine, and per participant accuracies, flips and share taught."
-    last, specs = history.iloc[-1], params['models']
-    val_acc = {s: last.get(f'val_acc_{s}', float('nan')) for s in specs}
-    taught = {s: last.get(f'taught_{s}', float('nan')) for s in specs} if params['method'] != 'control' else None
-    start_acc = accuracies(start)
-    models = [{'model': r['model'], 'start_acc': start_acc[r['model']], **{k: v for k, v in r.items() if k != 'model'}}
-              for r in accuracy_rows(final, start, val_acc, taught)]
-    return {'params': params, 'data': data['train'].name.split('/')[0], 'sizes': {k: len(v) for k, v in data.items()},
-            'notes': list(notes), 'models': models, 'history': history.to_dict('records'), 'wall_time_s': round(wall_time_s, 1),
-            'machine': machine()}   # what ran it: another machine's numbers differ by rounding
+classification_experiment = ClassificationExperiment()

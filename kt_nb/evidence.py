@@ -11,7 +11,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['interval95', 'paired_flips', 'mcnemar', 'verdict', 'interval_text', 'mean_sd', 'paired_deltas', 'paired_summary',
-           'agreement']
+           'agreement', 'headline', 'against_control', 'arm_table', 'claims']
 
 # %% ../nbs/06b_evidence.ipynb #f34fe8fa
 def interval95(sd, n):
@@ -105,9 +105,64 @@ def agreement(
     by: Sequence[str] = ('group', 'model', 'method'),
 ) -> pd.DataFrame:                          # a row per arm both hold: the differences, the interval and whether it holds the fresh one
     "Each arm's difference to its control in a fresh run against the published difference and 95 % interval."
-    fresh, published = (pd.DataFrame(s).set_index([c for c in by if c in pd.DataFrame(s)]) for s in (fresh, published))
+    fresh, published = pd.DataFrame(fresh), pd.DataFrame(published)
+    keys = [c for c in by if c in fresh and c in published]   # results written before every task had groups: by model and method
+    fresh, published = fresh.set_index(keys), published.set_index(keys)
     is_arm = published.index.get_level_values('method') != 'control'
     published = published[is_arm & published.vs_control_lo.notna()]   # transfer arms with an interval (one seed gives none)
     both = published.join(fresh[['vs_control']].rename(columns={'vs_control': 'fresh'}), how='inner')
     return pd.DataFrame({'published': both.vs_control, 'lo': both.vs_control_lo, 'hi': both.vs_control_hi, 'fresh': both.fresh,
                          'inside': both.fresh.between(both.vs_control_lo, both.vs_control_hi)})
+
+# %% ../nbs/06b_evidence.ipynb #586ae5a6
+_HEADLINES = {'acc': (100, 1), 'miou': (100, 1), 'cc': (1, 3)}   # results written before they named their own
+
+def headline(results: dict) -> tuple[str, float, int]:
+    "(metric, scale, digits) of an experiment's results."
+    if 'metric' in results: return results['metric'], results.get('scale', 1), results.get('digits', 3)
+    metric = next(m for m in _HEADLINES if m in results['summary'][0])
+    return (metric, *_HEADLINES[metric])
+
+def against_control(r: dict) -> str:
+    "The verdict of an arm's interval and, where per-sample results were paired, of McNemar's test (p, better/worse)."
+    p = r.get('p_mcnemar')
+    if p is None or pd.isna(p): return verdict(r.get('vs_control_lo', np.nan), r.get('vs_control_hi', np.nan))
+    return f"{verdict(r['vs_control_lo'], r['vs_control_hi'], p)} (p {p:.2g}, {r['better']:.0f}/{r['worse']:.0f})"
+
+# %% ../nbs/06b_evidence.ipynb #6b4088da
+def arm_table(results: dict) -> pd.DataFrame:
+    "One row per arm and model: start, after, minus control with its interval and verdict, share taught, seeds."
+    metric, scale, digits = headline(results)
+    summary = pd.DataFrame(results['summary']).astype(object).where(lambda s: s.notna(), None)
+    if 'stage' in summary: summary = summary[summary.stage == 'transfer']   # video results of kt_nb before the one runner
+    keys = [k for k in ('setting', 'group', 'model', 'method') if k in summary]
+    rows = []
+    for r in summary.to_dict('records'):
+        arm, taught = r['method'] != 'control', r.get('taught')
+        rows.append({**{k: r[k] for k in keys},
+                     'start': mean_sd(r[metric] - r['vs_start'], scale=scale, digits=digits) if r.get('vs_start') is not None else '',
+                     metric: mean_sd(r[metric], r.get(f'{metric}_sd'), scale, digits),
+                     '− control': mean_sd(r['vs_control'], r.get('vs_control_sd'), scale, max(digits, 2), signed=True) if arm else '',
+                     '95 %': interval_text(r.get('vs_control_lo'), r.get('vs_control_hi'), scale, max(digits, 2)) if arm else '',
+                     'vs control': against_control(r) if arm else '',
+                     'taught': f"{taught:.0%}" if arm and taught is not None else '',
+                     'seeds': r['seeds']})
+    return pd.DataFrame(rows).set_index(keys)
+
+# %% ../nbs/06b_evidence.ipynb #1780d90c
+def claims(results: dict) -> list[str]:
+    "Each transfer arm against its control, in one sentence worded by its 95 % interval and, where there is one, its paired test."
+    metric, scale, digits = headline(results)
+    summary = pd.DataFrame(results['summary']).astype(object).where(lambda s: s.notna(), None)
+    if 'vs_control_lo' not in summary: return []   # results from before intervals were kept
+    unit, sentences = (' points' if scale == 100 else ''), []
+    for r in summary[~summary.method.isin(['start', 'control', 'alone'])].to_dict('records'):
+        interval = interval_text(r['vs_control_lo'], r['vs_control_hi'], scale, max(digits, 2))
+        p, seeds = r.get('p_mcnemar'), f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
+        tested = (f"{r['better']:.0f} test samples better and {r['worse']:.0f} worse over {seeds}, McNemar p = {p:.2g}"
+                  if p is not None else f"over {seeds}")
+        where = f" in {r['group']}" if r.get('group') else ''
+        sentences.append(f"{r['method']}{where}: {r['model']} {verdict(r['vs_control_lo'], r['vs_control_hi'], p)}, "
+                         f"{r['vs_control'] * scale:+.{max(digits, 2)}f}{unit} of {metric} "
+                         f"({f'95 % interval {interval}; ' if interval else ''}{tested})")
+    return sentences

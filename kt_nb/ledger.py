@@ -19,7 +19,7 @@ from .tasks import per_sample
 from .distributed import is_distributed, rank
 
 # %% auto #0
-__all__ = ['RoleLedger', 'teaching_share', 'complementary_knowledge', 'complementary_matrix', 'flips']
+__all__ = ['RoleLedger', 'teaching_share', 'taught_shares', 'complementary_knowledge', 'complementary_matrix', 'flips']
 
 # %% ../nbs/05_ledger.ipynb #ef335ffa
 class RoleLedger:
@@ -158,6 +158,13 @@ def teaching_share(ledger: pd.DataFrame, by: str | list[str] | None = None) -> p
     "Share of ledger rows taught by each teacher label, overall or per group."
     if by is None: return ledger.teacher.value_counts(normalize=True, sort=False).to_frame('share').T
     return ledger.groupby(by, observed=True).teacher.value_counts(normalize=True, sort=False).unstack(fill_value=0)
+
+# %% ../nbs/05_ledger.ipynb #d3f2d219
+def taught_shares(ledger: pd.DataFrame, names: list[str]) -> dict[str, float]:
+    "Each participant's share of the teaching: of elements where roles were per element, else of samples; NaN where nobody was picked."
+    if ledger.empty or (ledger.teacher == 'everyone').all(): return dict.fromkeys(names, float('nan'))
+    if all(f'share_{n}' in ledger for n in names): return {n: float(ledger[f'share_{n}'].mean()) for n in names}
+    return {n: float((ledger.teacher == n).mean()) for n in names}
 
 # %% ../nbs/05_ledger.ipynb #2506cd52
 def complementary_knowledge(

@@ -20,7 +20,8 @@ from .tasks import Task, Classification
 from .roles import pick_teacher, NOBODY
 from .learner import predict, accuracies
 from .ledger import complementary_matrix, teaching_share
-from .demo import DemoConfig, stage1, stage1_settings, load_participants, parse_model
+from .demo import DemoConfig, classification_experiment, load_participants, parse_model
+from .runner import train_stage1
 from .experiment import stage1_files
 from fastcore.basics import patch
 
@@ -186,10 +187,10 @@ def train_zoo(
 ) -> dict[str, Path]:
     "Stage-1 weights of every spec, fine-tuning alone only those not yet trained with these settings."
     cfg, root = cfg or DemoConfig(), Path(root) if root is not None else cache_root()/'zoo'
-    files = stage1_files(root, stage1_settings(cfg, seed=0), specs)
+    files = stage1_files(root, {**classification_experiment.stage1_settings(cfg), 'seed': 0}, specs)
     if all(path.exists() for path in files.values()): return files   # nothing to train: no data to load
     data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test)
-    return stage1(cfg, data, root, specs, progress)
+    return train_stage1(classification_experiment, cfg, data, root, 0, specs, progress)[0]
 
 def zoo_participants(weights: dict[str, Path], cfg: DemoConfig | None = None, num_classes: int = 10) -> list[Participant]:
     "The zoo's models, loaded from their stage-1 weights."

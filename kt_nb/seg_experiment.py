@@ -4,10 +4,8 @@
 
 # %% ../nbs/09c_seg_experiment.ipynb #7249f548
 from __future__ import annotations
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import ClassVar
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,18 +15,15 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .models import Participant, eval_mode
-from .learner import JointLearner
-from .experiment import (TwoStageConfig, Arm, run_arms, finish_experiment, stage1_weights, check_params, model_specs,
-                              method_arms, integer, text, claim_folder, RUNNER_FILES, setting, config_checks, parse_spec)
-from .evidence import paired_summary, interval_text, verdict, mean_sd
+from .experiment import TwoStageConfig, model_specs, method_arms, integer, setting, parse_spec
+from .runner import ExperimentHooks
 from .roles import get_method
 from .segmentation import SegMetrics, SegSet, Segmentation, show_canvases, synthetic_segmentation
 from .segmenters import SEG_DECODERS, seg_participant
 
 # %% auto #0
-__all__ = ['TEACHER_COLOURS', 'STAGE1_SEG_SETTINGS', 'SEG_PARAMS', 'evaluate', 'taught_shares', 'teacher_map', 'teaching_maps',
-           'explore_segmentation', 'SegConfig', 'seg_stage1', 'run_segmentation', 'summarize_segmentation',
-           'seg_report_table', 'check_seg_params']
+__all__ = ['TEACHER_COLOURS', 'STAGE1_SEG_SETTINGS', 'SEG_METRICS', 'segmentation_experiment', 'evaluate', 'teacher_map',
+           'teaching_maps', 'explore_segmentation', 'SegConfig', 'SegmentationExperiment']
 
 # %% ../nbs/09c_seg_experiment.ipynb #5e900036
 @torch.no_grad()
@@ -45,13 +40,6 @@ def evaluate(
             x, y = x.to(device), y.to(device)
             for p in participants: meters[p.name].update(p(x), y)
     return {name: meter.compute() for name, meter in meters.items()}
-
-def taught_shares(ledger: pd.DataFrame, names: list[str]) -> dict[str, float]:
-    "Share of the teaching each participant did: of pixels when roles were per pixel, else of images."
-    if ledger.empty or (ledger.teacher == 'everyone').all(): return {n: float('nan') for n in names}   # nobody is picked
-    if all(f'share_{n}' in ledger for n in names):
-        return {n: float(ledger[f'share_{n}'].mean()) for n in names}
-    return {n: float((ledger.teacher == n).mean()) for n in names}
 
 # %% ../nbs/09c_seg_experiment.ipynb #c597a6ff
 TEACHER_COLOURS = np.array([[220, 40, 40], [40, 80, 220], [40, 170, 70], [230, 150, 20], [140, 60, 180]], dtype=np.uint8)
@@ -113,94 +101,25 @@ class SegConfig(TwoStageConfig):
     QUICK: ClassVar[dict] = dict(seeds=1, n_train=64, n_test=32, size=32, stage1_epochs=1, epochs=1)
 
 STAGE1_SEG_SETTINGS = ('n_train', 'size', 'batch_size', 'stage1_epochs', 'stage1_lr', 'data_seed')   # what decides stage 1's weights
+SEG_METRICS = ('miou', 'pixel_acc', 'mean_acc', 'fw_iou')
 
-def seg_stage1(cfg: SegConfig, data: dict, root: Path, progress: bool = False, seed: int = 0) -> tuple[dict[str, Path], bool]:
-    "Each segmenter fine-tuned alone, or its weights from an earlier run with the same settings and seed; and whether all were reused."
-    task = Segmentation(data['train'].num_classes)
-    def train(spec):
+# %% ../nbs/09c_seg_experiment.ipynb #bde9a8fa
+class SegmentationExperiment(ExperimentHooks):
+    "Semantic segmentation of synthetic canvases with exact per-pixel labels."
+    config, metric, scale, digits = SegConfig, 'miou', 100, 1
+
+    def data(self, cfg): return synthetic_segmentation(cfg.n_train, 16, cfg.n_test, cfg.size, seed=cfg.data_seed)
+    def task(self, data): return Segmentation(data['train'].num_classes)
+    def stage1_settings(self, cfg): return {'task': 'segmentation', **{k: getattr(cfg, k) for k in STAGE1_SEG_SETTINGS}}
+
+    def participant(self, cfg, data, spec, weights=None):
         name, decoder = parse_spec(spec, SEG_DECODERS, 'decoder')
-        torch.manual_seed(seed)
-        p = seg_participant(name, task.num_classes, decoder, img_size=cfg.size)
-        JointLearner([p], data['train'], method='control', task=task, epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
-                     batch_size=cfg.batch_size, seed=seed, device=cfg.device, progress=progress).fit()
-        return p.model
-    settings = {'task': 'segmentation', **{k: getattr(cfg, k) for k in STAGE1_SEG_SETTINGS}, 'seed': seed}
-    return stage1_weights(root, settings, cfg.models, train)
+        return seg_participant(name, data['train'].num_classes, decoder, weights=weights, img_size=cfg.size)
 
-_METRICS = ('miou', 'pixel_acc', 'mean_acc', 'fw_iou')
+    def evaluate(self, cfg, data, participants):
+        scores = evaluate(participants, data['test'], device=cfg.device)
+        return [{'model': name, **{k: m[k] for k in SEG_METRICS}} for name, m in scores.items()], None
 
-def run_segmentation(
-    cfg: SegConfig | None = None, out: str | Path = 'runs/segmentation',
-    progress: bool = True,
-    stage1_dir: str | Path | None = None,   # a stage-1 cache shared between experiments (default: out/stage1)
-    overwrite: bool = False,                # move a folder that holds another experiment aside (see `claim_folder`)
-) -> dict:
-    "Stage 1, then control and each method for every seed; returns (and writes to `out/metrics.json`) the results."
-    cfg, out, started = cfg or SegConfig(), Path(out), time.time()
-    method_arms(cfg.methods)   # unknown arms fail before any work
-    claim_folder(out, {k: v for k, v in asdict(cfg).items() if k != 'device'}, overwrite=overwrite, alongside=RUNNER_FILES)
-    data = synthetic_segmentation(cfg.n_train, 16, cfg.n_test, cfg.size, seed=cfg.data_seed)
-    task = Segmentation(data['train'].num_classes)
-    starts, start_rows, stage1_s = {}, [], 0.   # seed -> (stage-1 weights, all reused); a row per seed and model at its start
-    decoders = [parse_spec(spec, SEG_DECODERS, 'decoder') for spec in cfg.models]   # (timm name, decoder) of each
+    def facts(self, cfg, data): return {'sizes': {k: len(v) for k, v in data.items() if k != 'val'}}
 
-    def segmenters(weights: dict) -> list:
-        "Fresh segmenters from stage-1 weights."
-        return [seg_participant(name, task.num_classes, decoder, weights=weights[spec], img_size=cfg.size)
-                for spec, (name, decoder) in zip(cfg.models, decoders)]
-
-    def from_stage1(seed: int) -> list:
-        "Segmenters from the seed's stage-1 weights, trained (and scored as the seed's start) when its first arm needs them."
-        nonlocal stage1_s
-        if seed not in starts:
-            began = time.time()
-            starts[seed] = seg_stage1(cfg, data, Path(stage1_dir or out/'stage1'), progress, seed)
-            stage1_s += time.time() - began
-            start_rows.extend({'method': 'start', 'model': n, 'seed': seed, **{k: m[k] for k in _METRICS}}
-                              for n, m in evaluate(segmenters(starts[seed][0]), data['test'], device=cfg.device).items())
-        return segmenters(starts[seed][0])
-
-    def train(arm: Arm, seed: int) -> list[dict]:
-        began = time.time()
-        learner = JointLearner(from_stage1(seed), data['train'], method=arm.method, task=task,
-                               detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                               seed=seed, device=cfg.device, progress=False)
-        learner.fit()
-        taught = taught_shares(learner.ledger.to_frame(), [p.name for p in learner.participants]) if arm.method != 'control' else {}
-        train_s = time.time() - began
-        return [{'model': name, **{k: m[k] for k in _METRICS}, 'taught': taught.get(name, float('nan')), 'train_s': train_s}
-                for name, m in evaluate(learner.participants, data['test'], device=cfg.device).items()]
-
-    arm_rows = run_arms([Arm(m, cfg.models) for m in ['control', *cfg.methods]], cfg.seeds, train, progress, 'segmentation arms')
-    runs = pd.DataFrame(start_rows + arm_rows)
-    reused = all(all_reused for _, all_reused in starts.values())
-    return finish_experiment(cfg, runs, summarize_segmentation(runs), out, started, 'miou', stage1_s=round(stage1_s, 1), stage1_reused=reused,
-                             sizes={k: len(v) for k, v in data.items() if k != 'val'})
-
-def summarize_segmentation(runs: pd.DataFrame) -> pd.DataFrame:
-    "Mean and spread over seeds per (model, method); mIoU deltas vs start and vs control (paired by seed)."
-    return paired_summary(runs, 'miou', ['model', 'method'], means=['pixel_acc', 'mean_acc', 'fw_iou', 'taught', 'train_s'])
-
-def seg_report_table(results: dict) -> pd.DataFrame:
-    "One row per (model, method): test mIoU (%) mean ± sd over seeds, minus control (paired), share taught, seconds per arm."
-    runs = pd.DataFrame(results['runs'])
-    start = runs[runs.method == 'start'].groupby('model').miou   # a start per seed (one for all in results before)
-    rows = []
-    for r in results['summary']:
-        arm = r['method'] != 'control'
-        rows.append({'model': r['model'], 'method': r['method'], 'start mIoU': mean_sd(start.mean()[r['model']], start.std()[r['model']]),
-                     'mIoU': mean_sd(r['miou'], r['miou_sd']),
-                     '− control': mean_sd(r['vs_control'], r['vs_control_sd'], signed=True) if arm else '',
-                     '− control, 95 %': interval_text(r.get('vs_control_lo'), r.get('vs_control_hi')) if arm else '',
-                     'vs control': verdict(r.get('vs_control_lo'), r.get('vs_control_hi')) if arm and 'vs_control_lo' in r else '',
-                     'pixel acc': f"{r['pixel_acc'] * 100:.1f}",
-                     'taught': '' if r['taught'] is None or pd.isna(r['taught']) else f"{r['taught'] * 100:.0f}%",
-                     's / arm': f"{r['train_s']:.0f}", 'seeds': r['seeds']})
-    return pd.DataFrame(rows).set_index(['model', 'method'])
-
-# %% ../nbs/09c_seg_experiment.ipynb #19c80f0e
-SEG_PARAMS = {**config_checks(SegConfig), 'threads': integer(0), 'out': text, 'stage1_dir': text}   # a run: the experiment's settings and where it runs
-
-def check_seg_params(params: dict) -> dict:
-    "Every parameter of a segmentation run checked (the device resolved)."
-    return check_params(params, SEG_PARAMS)
+segmentation_experiment = SegmentationExperiment()

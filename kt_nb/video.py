@@ -4,10 +4,9 @@
 
 # %% ../nbs/16_video_saliency.ipynb #f853b60f
 from __future__ import annotations
-import io, time
-from dataclasses import asdict, dataclass
+import io
+from dataclasses import dataclass
 from typing import ClassVar
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,21 +18,18 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .models import Participant, Preprocess, create_encoder, eval_mode, load_weights
-from .storage import save_state
 from .roles import pick_teacher, task_loss_rule
-from .learner import JointLearner
-from .experiment import (TwoStageConfig, Arm, run_arms, finish_experiment, check_params, model_specs, method_arms,
-                              integer, text, setting, config_checks, parse_spec, claim_folder, summary_models, RUNNER_FILES)
-from .evidence import paired_summary, interval_text, verdict, mean_sd
-from .seg_experiment import taught_shares
+from .experiment import TwoStageConfig, model_specs, method_arms, integer, setting, parse_spec
+from .runner import ExperimentHooks
+from .evidence import mean_sd
 from .saliency import Saliency, resize_map, cc, saliency_metrics
 from .clips import ClipSet, overlay_map, clip_windows, synthetic_splits, show_clip
 
 # %% auto #0
-__all__ = ['TEMPORAL', 'SALIENCY_METRICS', 'VIDEO_PARAMS', 'conv3d_block', 'conv2d_block', 'Conv3dFusion', 'TemporalAttention',
-           'AttentionFusion', 'VideoSaliencyNet', 'create_saliency_model', 'saliency_participant', 'predict_logits',
-           'predict_maps', 'evaluate_saliency', 'clip_teachers', 'VideoConfig', 'run_video_saliency', 'summarize_video',
-           'video_report_table', 'temporal_table', 'check_video_params', 'saliency_panel', 'explore_saliency',
+__all__ = ['TEMPORAL', 'SALIENCY_METRICS', 'STAGE1_VIDEO_SETTINGS', 'saliency_experiment', 'conv3d_block', 'conv2d_block',
+           'Conv3dFusion', 'TemporalAttention', 'AttentionFusion', 'VideoSaliencyNet', 'create_saliency_model',
+           'saliency_participant', 'predict_logits', 'predict_maps', 'evaluate_saliency', 'clip_teachers',
+           'VideoConfig', 'SaliencyExperiment', 'temporal_table', 'saliency_panel', 'explore_saliency',
            'video_saliency', 'overlay_video']
 
 # %% ../nbs/16_video_saliency.ipynb #0d60e873
@@ -216,87 +212,37 @@ class VideoConfig(TwoStageConfig):
             raise ValueError(f"models must differ from each other and from the single-frame twin {self.twin()!r}, got {self.models}")
         return self
 
-def _video_participant(cfg: VideoConfig, name: str, temporal: str, weights=None) -> Participant:
-    return saliency_participant(name, temporal, cfg.clip_length, weights=weights, img_size=cfg.img_size)
+STAGE1_VIDEO_SETTINGS = ('n_train_videos', 'frames_per_video', 'clip_length', 'size', 'img_size', 'batch_size', 'stage1_epochs',
+                         'stage1_lr', 'data_seed')   # what decides stage 1's weights
 
-def _alone(cfg: VideoConfig, p: Participant, train: ClipSet, seed: int) -> Participant:
-    "Stage 1: one model fine-tuned alone."
-    JointLearner([p], train, method='control', task=Saliency(), epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
-                 batch_size=cfg.batch_size, seed=seed, device=cfg.device, progress=False).fit()
-    return p
+class SaliencyExperiment(ExperimentHooks):
+    "Video saliency prediction on synthetic clips where only motion tells what is salient."
+    config, metric, scale, digits, spreads = VideoConfig, 'cc', 1, 3, SALIENCY_METRICS[1:]
 
-def _scores(participants: list[Participant], data: ClipSet, **row) -> list[dict]:
-    means = evaluate_saliency(participants, data).groupby('model', sort=False)[list(SALIENCY_METRICS)].mean()
-    return [{**row, 'model': name, **means.loc[name].to_dict()} for name in means.index]
+    def data(self, cfg):
+        return synthetic_splits(cfg.n_train_videos, 0, cfg.n_test_videos, frames_per_video=cfg.frames_per_video,
+                                clip_length=cfg.clip_length, size=cfg.size, seed=cfg.data_seed)
+    def task(self, data): return Saliency()
+    def stage1_settings(self, cfg): return {'task': 'saliency', **{k: getattr(cfg, k) for k in STAGE1_VIDEO_SETTINGS}}
+    def stage1_specs(self, cfg): return [*cfg.models, cfg.twin()]   # the twin: measured at the start, never trained in stage 2
 
-def run_video_saliency(
-    cfg: VideoConfig | None = None, out: str | Path = 'runs/video_saliency',
-    progress: bool = True,
-    overwrite: bool = False,   # move a folder that holds another experiment aside (see `claim_folder`)
-) -> dict:
-    "Stage 1 (every model alone, and the single-frame twin), then control and each method per seed; writes `out/metrics.json`."
-    cfg, out, started = (cfg or VideoConfig()).check(), Path(out), time.time()   # a config changed after it was made: checked again
-    claim_folder(out, {k: v for k, v in asdict(cfg).items() if k != 'device'}, overwrite=overwrite, alongside=RUNNER_FILES)
-    data = synthetic_splits(cfg.n_train_videos, 0, cfg.n_test_videos, frames_per_video=cfg.frames_per_video,
-                            clip_length=cfg.clip_length, size=cfg.size, seed=cfg.data_seed)
-    stage1 = {}   # (seed, participant name) -> weights file
+    def participant(self, cfg, data, spec, weights=None):
+        name, temporal = parse_spec(spec, TEMPORAL, 'temporal fusion')
+        return saliency_participant(name, temporal, cfg.clip_length, weights=weights, img_size=cfg.img_size)
 
-    def train(arm: Arm, seed: int) -> list[dict]:
-        began = time.time()
-        if arm.method == 'alone':   # stage 1, for every seed: each model alone, and the twin
-            name, temporal = parse_spec(arm.models[0], TEMPORAL, 'temporal fusion')
-            p = _alone(cfg, _video_participant(cfg, name, temporal), data['train'], seed)
-            rows = _scores([p], data['test'], stage='alone', train_s=time.time() - began)
-            if arm.models[0] != cfg.twin(): stage1[seed, p.name] = save_state(p.model.state_dict(), out/'stage1'/f'seed{seed}'/f'{p.name}.safetensors')
-            return rows
-        pair = [_video_participant(cfg, n, t, weights=stage1[seed, f'{n}-{t}']) for n, t in (parse_spec(s, TEMPORAL) for s in cfg.models)]
-        learner = JointLearner(pair, data['train'], method=arm.method, task=Saliency(),
-                               detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                               seed=seed, device=cfg.device, progress=False)
-        learner.fit()
-        taught = taught_shares(learner.ledger.to_frame(), [p.name for p in pair]) if arm.method != 'control' else {}
-        return [{**r, 'taught': taught.get(r['model'], float('nan'))}
-                for r in _scores(pair, data['test'], stage='transfer', train_s=time.time() - began)]
+    def evaluate(self, cfg, data, participants):
+        means = evaluate_saliency(participants, data['test']).groupby('model', sort=False)[list(SALIENCY_METRICS)].mean()
+        return [{'model': name, **means.loc[name].to_dict()} for name in means.index], None
 
-    alone = [Arm('alone', [spec], spec.replace(':', '-')) for spec in cfg.models + [cfg.twin()]]
-    transfer = [Arm(m, cfg.models) for m in ['control', *cfg.methods]]
-    runs = pd.DataFrame(run_arms(alone + transfer, cfg.seeds, train, progress, 'video saliency'))
-    summary = summarize_video(runs)
-    return finish_experiment(cfg, runs, summary, out, started, sizes={k: len(v) for k, v in data.items()},
-                             models=summary_models(summary.loc['transfer'], 'cc'))   # stage 2's rows, as sweeps tabulate them
+saliency_experiment = SaliencyExperiment()
 
 # %% ../nbs/16_video_saliency.ipynb #a3c2517b
-def summarize_video(runs: pd.DataFrame) -> pd.DataFrame:
-    "Mean and spread over seeds per (stage, model, method); CC minus the control of the same seed (stage 1 has none)."
-    return paired_summary(runs, 'cc', ['stage', 'model', 'method'], ['stage', 'model', 'seed'],
-                          spreads=SALIENCY_METRICS[1:], means=['taught', 'train_s'])
-
-def video_report_table(results: dict, stage: str = 'transfer') -> pd.DataFrame:
-    "One row per (model, method) of a stage: the six metrics, mean ± sd over seeds, CC minus control (paired), share taught."
-    spread = lambda mean, sd: mean_sd(mean, sd, scale=1, digits=3)
-    rows = []
-    for r in results['summary']:
-        if r['stage'] != stage: continue
-        row = {'model': r['model'], 'method': r['method'], **{k: spread(r[k], r[f'{k}_sd']) for k in SALIENCY_METRICS}}
-        if stage == 'transfer':
-            arm = r['method'] != 'control'
-            row['CC − control'] = spread(r['vs_control'], r['vs_control_sd']) if arm else ''
-            row['95 %'] = interval_text(r.get('vs_control_lo'), r.get('vs_control_hi'), scale=1, digits=3) if arm else ''
-            row['vs control'] = verdict(r.get('vs_control_lo'), r.get('vs_control_hi')) if arm and 'vs_control_lo' in r else ''
-            row['taught'] = '' if r['taught'] is None or pd.isna(r['taught']) else f"{r['taught']:.0%}"
-        rows.append({**row, 's / run': f"{r['train_s']:.0f}", 'seeds': r['seeds']})
-    return pd.DataFrame(rows).set_index(['model', 'method'])
-
 def temporal_table(results: dict) -> pd.DataFrame:
-    "Stage 1: each model alone, the single-frame twin of the first included (the proof that the model uses time)."
-    return video_report_table(results, 'alone').droplevel('method')
-
-# %% ../nbs/16_video_saliency.ipynb #94c3d801
-VIDEO_PARAMS = {**config_checks(VideoConfig), 'threads': integer(0), 'out': text}   # a run: the experiment's settings and where it runs
-
-def check_video_params(params: dict) -> dict:
-    "Every parameter of a video saliency run checked (the device resolved)."
-    return check_params(params, VIDEO_PARAMS)
+    "Stage 1: each model alone, the single-frame twin of the first last (the proof that the model uses time); mean ± sd over seeds."
+    runs = pd.DataFrame(results['runs'])
+    alone = runs[runs.method.isin(['start', 'alone'])].groupby('model', sort=False)[list(SALIENCY_METRICS)]   # 'alone': older results
+    mean, sd = alone.mean(), alone.std()
+    return pd.DataFrame({k: [mean_sd(m, s, scale=1, digits=3) for m, s in zip(mean[k], sd[k])] for k in SALIENCY_METRICS}, index=mean.index)
 
 # %% ../nbs/16_video_saliency.ipynb #b5555e43
 def saliency_panel(

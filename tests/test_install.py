@@ -9,10 +9,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 SPEC = """
-base: {dataset: digits, n_train: 64, n_val: 32, n_test: 64, img_size: 16, stage1_epochs: 1, epochs: 1, threads: 1}
+base: {dataset: digits, n_train: 64, n_val: 32, n_test: 64, img_size: 16, stage1_epochs: 1, epochs: 1, threads: 1,
+       groups: [[test_resnet:scratch, test_efficientnet:scratch]]}
 grid:
-  models: [[test_resnet:scratch, test_efficientnet:scratch]]
-  arm: [{method: bikd}, {method: control}]
+  arm: [bikd, control]
 """
 
 

@@ -13,18 +13,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TRAIN = ROOT/'kt_nb'/'notebooks'/'train_classification.ipynb'
-SALIENCY = ROOT/'kt_nb'/'notebooks'/'train_saliency.ipynb'
-SEGMENTATION = ROOT/'kt_nb'/'notebooks'/'train_segmentation.ipynb'
+TRAIN = ROOT/'kt_nb'/'notebooks'/'train.ipynb'
 
 # two pairs of tiny models from scratch x (the paper's method, control) x two seeds, on digits
 SPEC = """
 base: {dataset: digits, n_train: 128, n_val: 64, n_test: 128, img_size: 16, stage1_epochs: 1, epochs: 1, threads: 1}
 grid:
-  models: [[resnet10t:scratch, test_vit:scratch], [test_resnet:scratch, test_efficientnet:scratch]]
-  arm: [{method: bikd, rule: gt_confidence}, {method: control}]
+  groups: [[[resnet10t:scratch, test_vit:scratch]], [[test_resnet:scratch, test_efficientnet:scratch]]]
+  arm: ['bikd:gt_confidence', control]
   seed: [0, 1]
 """
+TINY_SETTINGS = {'dataset': 'digits', 'groups': [['test_resnet:scratch', 'test_efficientnet:scratch']], 'n_train': 64, 'n_val': 32,
+                 'n_test': 64, 'img_size': 16}
+TINY = json.dumps(TINY_SETTINGS)   # JSON is YAML
 
 
 def env():
@@ -73,27 +74,29 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     table = pd.read_csv(out/'results.csv')
     parquet = pd.read_parquet(out/'results.parquet')
     assert list(parquet.columns) == list(table.columns) and parquet.point.tolist() == table.point.tolist()
-    assert parquet.acc_1.tolist() == pytest.approx(table.acc_1.tolist())
     assert table.point.tolist() == points and (table.status == 'done').all()
-    assert sorted(table.arm.unique()) == ['bikd gt_confidence', 'control'] and sorted(table.seed.unique()) == [0, 1]
-    assert table.groupby(['group', 'arm']).size().tolist() == [2] * 4
-    for i in (1, 2): assert table[f'acc_{i}'].between(0, 1).all() and table[f'start_acc_{i}'].between(0, 1).all()
-    assert set(table.device_used) == {'cpu'} and set(table.precision_used) == {'fp32'}
+    assert sorted(table.arm.unique()) == ['bikd:gt_confidence', 'control'] and sorted(table.seed.unique()) == [0, 1]
+    runs = pd.DataFrame(json.loads((out/'summary.json').read_text())['runs'])
+    arms = runs[runs.method != 'start']
+    assert len(arms) == 2 * 2 * 2 * 2 and arms.acc.between(0, 1).all() and arms.start_acc.between(0, 1).all()   # groups x arms x seeds x models
+    assert (arms.better.notna()).all()                                  # every arm paired with its control, sample by sample
     one = out/points[0]
-    assert {'notebook.ipynb', 'metrics.json', 'ledger', 'checkpoint.safetensors', 'params.yaml'} <= {p.name for p in one.iterdir()}
-    assert 'Test accuracy (%)' in second.stdout and 'bikd gt_confidence' in second.stdout
+    assert {'notebook.ipynb', 'metrics.json', 'runs', 'starts', 'params.yaml'} <= {p.name for p in one.iterdir()}
+    assert 'acc, mean ± sd' in second.stdout and 'bikd:gt_confidence' in second.stdout
 
 
-@pytest.mark.parametrize('notebook,name,value,message', [
-    (TRAIN, 'lr', '-0.1', "parameter 'lr': must be positive, got -0.1"),
-    (TRAIN, 'models', 'resnet10t+efficientnet_b99', "parameter 'models': timm has no model 'efficientnet_b99'"),
-    (SALIENCY, 'clip_length', '0', "parameter 'clip_length': must be >= 1, got 0"),
-    (TRAIN, 'epoch', '3', "unknown parameter(s) 'epoch' (did you mean 'epochs'?)"),   # a typo once trained the default epochs
+@pytest.mark.parametrize('parameters,message', [
+    ("settings: {lr: -0.1}", "parameter 'settings': parameter 'lr': must be positive, got -0.1"),
+    ("settings: {groups: [[resnet10t, efficientnet_b99]]}", "parameter 'groups': timm has no model 'efficientnet_b99'"),
+    ("{hooks: 'kt_nb.video:saliency_experiment', settings: {clip_length: 0}}", "parameter 'clip_length': must be >= 1, got 0"),
+    ("{hooks: 'kt_nb.videos:saliency_experiment'}", "parameter 'hooks': hooks 'kt_nb.videos:saliency_experiment' do not import"),
+    ("settings: {epoch: 3}", "unknown setting(s) 'epoch' (did you mean 'epochs'?)"),   # a typo once trained the default epochs
+    ("epochs: 3", "unknown parameter(s) 'epochs'"),                                      # a setting belongs in settings
 ])
-def test_bad_parameter_fails_before_work(tmp_path, notebook, name, value, message):
+def test_bad_parameter_fails_before_work(tmp_path, parameters, message):
     "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/12_runs.ipynb)."
     run = tmp_path/'run'
-    result = subprocess.run([str(BIN/'papermill'), str(notebook), str(tmp_path/'out.ipynb'), '-p', name, value, '-p', 'out', str(run),
+    result = subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/'out.ipynb'), '-y', parameters, '-p', 'out', str(run),
                              '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert message in result.stderr + result.stdout, (result.stderr + result.stdout)[-3000:]
@@ -102,28 +105,26 @@ def test_bad_parameter_fails_before_work(tmp_path, notebook, name, value, messag
 
 def test_bad_sweep_point_stops_before_any_point_runs(tmp_path):
     spec = tmp_path/'bad.yaml'
-    spec.write_text("grid:\n  epochs: [1, 2.5]\n  rule: [gt_confidence, loudest]\n")
+    spec.write_text("grid:\n  epochs: [1, 2]\n  arm: ['bikd:gt_confidence', 'bikd:loudest']\n")
     result = subprocess.run([str(BIN/'kt-nb'), 'sweep', str(spec), '--out', str(tmp_path/'s')], env=env(),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
-    assert "parameter 'rule': unknown value 'loudest'; choose from ['gt_confidence', 'max_confidence', 'task_loss']" in result.stderr
+    assert "parameter 'methods': unknown role rule 'loudest'" in result.stderr, result.stderr
     assert not (tmp_path/'s').exists()
 
 
-@pytest.mark.parametrize('notebook,module,table', [(TRAIN, 'demo', 'TRAIN_PARAMS'), (SALIENCY, 'video', 'VIDEO_PARAMS'),
-                                                    (SEGMENTATION, 'seg_experiment', 'SEG_PARAMS')])
-def test_help_notebook_lists_every_parameter_with_a_description(notebook, module, table):
-    import importlib
-    result = subprocess.run([str(BIN/'papermill'), '--help-notebook', str(notebook)], capture_output=True, text=True, timeout=120)
+def test_help_notebook_lists_every_parameter_with_a_description():
+    from kt_nb.runs import TRAIN_PARAMETERS
+    result = subprocess.run([str(BIN/'papermill'), '--help-notebook', str(TRAIN)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    for name in getattr(importlib.import_module(f'kt_nb.{module}'), table):
+    for name in TRAIN_PARAMETERS:
         at = next(i for i, l in enumerate(lines) if l.strip().startswith(f'{name}:'))
         described = lines[at].split(')', 1)[-1].strip() or lines[at + 1].strip()
         assert described and not described.endswith(':'), (name, lines[at:at + 2])
 
 
-@pytest.mark.parametrize('notebook', ['train_classification.ipynb', 'train_segmentation.ipynb', 'train_saliency.ipynb', 'report.ipynb'])
+@pytest.mark.parametrize('notebook', ['train.ipynb', 'report.ipynb'])
 def test_parameters_cell_survives_nbdev_clean(tmp_path, notebook):
     "`make check-sync` runs nbdev-clean on these notebooks: the cell papermill fills must keep its tag."
     copy = tmp_path/notebook
@@ -133,19 +134,10 @@ def test_parameters_cell_survives_nbdev_clean(tmp_path, notebook):
     assert len(tagged) == 1
 
 
-SLOW = {'cells': [
-    {'id': 'params', 'cell_type': 'code', 'metadata': {'tags': ['parameters']}, 'outputs': [], 'execution_count': None,
-     'source': 'x = 0\nout = ""\nstage1_dir = ""'},
-    {'id': 'work', 'cell_type': 'code', 'metadata': {}, 'outputs': [], 'execution_count': None,
-     'source': 'import json, pathlib, time\ntime.sleep(3)\npathlib.Path(out, "metrics.json").write_text(json.dumps({"x": x}))'}],
-    'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'python3', 'language': 'python'}}, 'nbformat': 4, 'nbformat_minor': 5}
-
-
 def test_interrupted_sweep_keeps_what_finished_and_continues(tmp_path):
     "SIGINT (or SIGTERM) stops the queue, lets the running point end, writes the table of what finished and exits 130."
-    (tmp_path/'slow.ipynb').write_text(json.dumps(SLOW))
     spec, out = tmp_path/'slow.yaml', tmp_path/'sweep'
-    spec.write_text("notebook: slow.ipynb\ngrid:\n  x: [0, 1, 2, 3, 4]\n")
+    spec.write_text(f"base: {TINY}\ngrid:\n  seed: [0, 1, 2]\n")
     cmd = [str(BIN/'kt-nb'), 'sweep', str(spec), '--out', str(out)]
     first = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -155,13 +147,13 @@ def test_interrupted_sweep_keeps_what_finished_and_continues(tmp_path):
     assert first.returncode == 130 and 'interrupted' in stderr, stderr[-2000:]
     table = pd.read_csv(out/'results.csv')
     done = table.point[table.status == 'done'].tolist()
-    assert 1 <= len(done) < 5, table.status.tolist()
+    assert 1 <= len(done) < 3, table.status.tolist()
     second = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=120)
-    assert second.returncode == 0 and '5 of 5 points done' in second.stdout, second.stderr[-2000:]
+    assert second.returncode == 0 and '3 of 3 points done' in second.stdout, second.stderr[-2000:]
     assert 'point 1/' in second.stderr   # one plain line per point off a terminal
     # another spec into the same folder: refused before any work, and no byte of the sweep changes
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob('*') if p.is_file()}
-    spec.write_text("notebook: slow.ipynb\ngrid:\n  x: [7, 8]\n")
+    spec.write_text(f"base: {TINY}\ngrid:\n  seed: [7, 8]\n")
     third = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=120)
     assert third.returncode == 1 and 'holds another run' in third.stderr, third.stderr
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob('*') if p.is_file()} == before
@@ -170,12 +162,13 @@ def test_interrupted_sweep_keeps_what_finished_and_continues(tmp_path):
 def test_training_notebook_refuses_another_runs_folder(tmp_path):
     "The run folder records its parameters: the same run again continues, another run into it is refused and changes no byte."
     run = tmp_path/'run'
-    papermill = lambda out, *params: subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/out), '-p', 'out', str(run),
-                                                     *params, '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)
-    first = papermill('first.ipynb', '-p', 'n_train', '64', '-p', 'n_test', '64')
+    settings = lambda n_test: json.dumps({'settings': {**TINY_SETTINGS, 'n_test': n_test, 'methods': ['bikd']}})
+    papermill = lambda out, n_test: subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/out), '-p', 'out', str(run),
+                                                    '-y', settings(n_test), '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)
+    first = papermill('first.ipynb', 64)
     assert first.returncode == 0, first.stderr[-3000:]
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.rglob('*') if p.is_file()}
-    other = papermill('other.ipynb', '-p', 'n_train', '64', '-p', 'n_test', '32')
+    other = papermill('other.ipynb', 32)
     assert other.returncode != 0
     assert "holds another run; differences (there, now): {'n_test': (64, 32)}" in other.stdout + other.stderr
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.rglob('*') if p.is_file()} == before
@@ -184,7 +177,7 @@ def test_training_notebook_refuses_another_runs_folder(tmp_path):
 def test_report_with_nothing_finished_says_so(tmp_path):
     "Every point stopped by its timeout: the failures are listed, the report is skipped in one line, the exit code is 1."
     spec = tmp_path/'spec.yaml'
-    spec.write_text("base: {n_train: 64, n_test: 64}\ngrid:\n  seed: [0, 1]\n")
+    spec.write_text(f"base: {TINY}\ngrid:\n  seed: [0, 1]\n")
     result = subprocess.run([str(BIN/'kt-nb'), 'sweep', str(spec), '--out', str(tmp_path/'s'), '--timeout', '1', '--report'],
                             env=env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr[-2000:]
@@ -193,19 +186,25 @@ def test_report_with_nothing_finished_says_so(tmp_path):
     assert '0 of 2 points done, 2 failed' in result.stdout
 
 
-def test_segmentation_sweep_tabulates_every_point(tmp_path):
-    "Each point of a segmentation sweep is a whole experiment; its models and arms reach results.csv and the printed table."
-    spec = tmp_path/'seg.yaml'
-    spec.write_text(f"notebook: {SEGMENTATION}\n"
-                    "base: {n_train: 32, n_test: 16, seeds: 2, threads: 1}\ngrid:\n  lr: [3.0e-4, 1.0e-3]\n")
+@pytest.mark.parametrize('task', ['segmentation', 'saliency'])
+def test_sweeps_of_every_task_tabulate_through_the_same_code(tmp_path, task):
+    "Segmentation: two settings, each a whole experiment over two seeds; saliency: one arm and its control as two points."
+    spec = tmp_path/'spec.yaml'
+    spec.write_text({'segmentation': "hooks: kt_nb.seg_experiment:segmentation_experiment\n"
+                                     "base: {n_train: 32, n_test: 16, size: 32, stage1_epochs: 1, epochs: 1, seeds: 2, "
+                                     "methods: ['bikd:gt_confidence'], threads: 1}\ngrid:\n  lr: [3.0e-4, 1.0e-3]\n",
+                     'saliency': "hooks: kt_nb.video:saliency_experiment\n"
+                                 "base: {n_train_videos: 4, n_test_videos: 2, frames_per_video: 5, stage1_epochs: 1, epochs: 1, threads: 1}\n"
+                                 "grid:\n  arm: ['bikd:task_loss', control]\n  seed: [0]\n"}[task])
     result = subprocess.run([str(BIN/'kt-nb'), 'sweep', str(spec), '--out', str(tmp_path/'s'), '--workers', '2'], env=env(),
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path/'s'/'results.csv')
     assert (table.status == 'done').all() and len(table) == 2
-    assert set(table.method_1) == {'control'} and set(table.method_3) == {'bikd:gt_confidence'} and set(table.metric_1) == {'miou'}
-    assert table.mean_3.between(0, 1).all() and (table.seeds_3 == 2).all()
-    assert (table.vs_control_lo_3 <= table.vs_control_3).all() and (table.vs_control_3 <= table.vs_control_hi_3).all()
-    printed = result.stdout
-    assert "Each point's models and arms" in printed and 'lr=0.0003' in printed and 'lr=0.001' in printed
-    assert printed.count('bikd:gt_confidence') == 4, printed   # two models in each of two points
+    summary = pd.DataFrame(json.loads((tmp_path/'s'/'summary.json').read_text())['summary'])
+    metric = {'segmentation': 'miou', 'saliency': 'cc'}[task]
+    arms = summary[summary.method != 'control']
+    assert len(arms) == 4 if task == 'segmentation' else len(arms) == 2        # 2 models, in each setting
+    assert arms[metric].notna().all() and arms.vs_control.notna().all()       # each paired with the control of its setting and seed
+    if task == 'segmentation': assert set(summary.setting) == {'lr=0.0003', 'lr=0.001'} and (arms.seeds == 2).all()
+    assert f"{metric}, mean ± sd" in result.stdout and arms.method.iloc[0] in result.stdout

@@ -151,16 +151,15 @@ def test_the_papers_imagenet_sweep_on_a_tiny_imagenet_folder(tmp_path):
     spec = Path(__file__).resolve().parents[1]/'sweeps'/'paper_imagenet.yaml'
     dry = run('sweep', spec, '--data', folder, '--dry-run', '--out', tmp_path/'never')
     assert dry.returncode == 0, dry.stderr
-    assert '3 points' in dry.stdout and 'vit_base_patch16_224+vit_tiny_patch16_224' in dry.stdout and str(folder) in dry.stdout
+    assert '3 points' in dry.stdout and 'detach_teacher=False' in dry.stdout and str(folder) in dry.stdout, dry.stdout
     assert not (tmp_path/'never').exists()
     tiny = yaml.safe_load(spec.read_text())
-    tiny['notebook'] = str(spec.parents[1]/'kt_nb'/'notebooks'/'train_classification.ipynb')
-    tiny['base'].update(img_size=32, epochs=1, batch_size=16, workers=0, threads=1)
-    tiny['grid']['models'] = [['test_vit:scratch', 'test_efficientnet:scratch']]
+    tiny['base'].update(img_size=32, epochs=1, batch_size=16, workers=0, threads=1, groups=[['test_vit:scratch', 'test_efficientnet:scratch']])
     (tmp_path/'tiny.yaml').write_text(yaml.safe_dump(tiny))
     result = run('sweep', tmp_path/'tiny.yaml', '--data', folder, '--workers', '2', '--out', tmp_path/'sweep')
     assert result.returncode == 0, result.stderr[-3000:]
     points = [json.loads(p.read_text()) for p in (tmp_path/'sweep').glob('*/metrics.json')]
     assert len(points) == 3
-    assert {p['params']['detach_teacher'] for p in points if p['params']['method'] == 'bikd'} == {True, False}
-    assert all(p['params']['lr'] == 1e-6 and p['params']['epochs'] == 1 and p['params']['dataset'] == str(folder) for p in points)
+    assert {p['settings']['detach_teacher'] for p in points if p['arms'] == ['bikd:gt_confidence']} == {True, False}
+    assert all(p['settings']['lr'] == 1e-6 and p['settings']['epochs'] == 1 and p['settings']['dataset'] == str(folder) for p in points)
+    assert 'bikd:gt_confidence detach_teacher=False' in result.stdout and 'bikd:gt_confidence detach_teacher=True' in result.stdout

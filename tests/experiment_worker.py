@@ -1,0 +1,41 @@
+"""A small experiment of one task for the kill-and-resume test: `python experiment_worker.py TASK OUT`.
+
+Prints `<run folder> step N of M` after every training step (stage 1 and every arm), so the test knows where the run is."""
+import sys
+import time
+
+import torch
+
+from kt_nb.learner import JointLearner
+from kt_nb.runner import run_experiment
+
+
+def experiment(task: str):
+    "The task's hooks and a config small enough for seconds, with several steps per arm."
+    if task == 'classification':
+        from kt_nb.demo import DemoConfig, classification_experiment
+        return classification_experiment, DemoConfig(groups=[['test_resnet:scratch', 'test_efficientnet:scratch']], methods=['bikd'],
+                                                     dataset='digits', n_train=192, n_val=32, n_test=64, img_size=16, batch_size=32,
+                                                     stage1_epochs=1, epochs=2, seeds=1)
+    if task == 'segmentation':
+        from kt_nb.seg_experiment import SegConfig, segmentation_experiment
+        return segmentation_experiment, SegConfig.quick(n_train=48, n_test=16, batch_size=8, epochs=2, methods=['bikd:gt_confidence'])
+    from kt_nb.video import VideoConfig, saliency_experiment
+    return saliency_experiment, VideoConfig.quick(n_train_videos=4, frames_per_video=5, batch_size=4, epochs=2, methods=['bikd:task_loss'])
+
+
+def main(task: str, out: str):
+    torch.set_num_threads(1)
+    step = JointLearner.train_step
+    def announced_step(self, x, y, idx, epoch, global_step):
+        loss = step(self, x, y, idx, epoch, global_step)
+        print(f"{self.out.name if self.out else 'stage1'} step {global_step} of {self.epochs * self.steps_per_epoch}", flush=True)
+        time.sleep(0.05)   # slow enough for the test to kill it where it wants
+        return loss
+    JointLearner.train_step = announced_step
+    hooks, cfg = experiment(task)
+    run_experiment(hooks, cfg, out, progress=False, checkpoint_every=2)
+
+
+if __name__ == '__main__':
+    main(*sys.argv[1:3])
