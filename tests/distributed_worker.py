@@ -7,9 +7,9 @@ import sys
 
 import torch
 
-from kt_nb.data import load_dataset
-from kt_nb.learner import JointLearner
-from kt_nb.models import participant
+from kt_nb.data.load import load_dataset
+from kt_nb.engine.learner import JointLearner
+from kt_nb.engine.models import participant
 
 
 def main(out: str):

@@ -6,21 +6,21 @@ import time
 
 import torch
 
-from kt_nb.learner import JointLearner
-from kt_nb.runner import run_experiment
+from kt_nb.engine.learner import JointLearner
+from kt_nb.experiment.runner import run_experiment
 
 
 def experiment(task: str):
     "The task's hooks and a config small enough for seconds, with several steps per arm."
     if task == 'classification':
-        from kt_nb.demo import DemoConfig, classification_experiment
+        from kt_nb.classification.experiment import DemoConfig, classification_experiment
         return classification_experiment, DemoConfig(groups=[['test_resnet:scratch', 'test_efficientnet:scratch']], methods=['bikd'],
                                                      dataset='digits', n_train=192, n_val=32, n_test=64, img_size=16, batch_size=32,
                                                      stage1_epochs=1, epochs=2, seeds=1)
     if task == 'segmentation':
-        from kt_nb.seg_experiment import SegConfig, segmentation_experiment
+        from kt_nb.segmentation.experiment import SegConfig, segmentation_experiment
         return segmentation_experiment, SegConfig.quick(n_train=48, n_test=16, batch_size=8, epochs=2, methods=['bikd:gt_confidence'])
-    from kt_nb.video import VideoConfig, saliency_experiment
+    from kt_nb.saliency.experiment import VideoConfig, saliency_experiment
     return saliency_experiment, VideoConfig.quick(n_train_videos=4, frames_per_video=5, batch_size=4, epochs=2, methods=['bikd:task_loss'])
 
 

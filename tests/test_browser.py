@@ -35,11 +35,11 @@ SETUP = '''\
 import torch
 torch.set_num_threads(1)
 from pathlib import Path
-from kt_nb.data import load_dataset
-from kt_nb.demo import DemoConfig
-from kt_nb.learner import JointLearner
-from kt_nb.screening import screen, train_zoo, zoo_participants
-from kt_nb.explorer import explore
+from kt_nb.data.load import load_dataset
+from kt_nb.classification.experiment import DemoConfig
+from kt_nb.engine.learner import JointLearner
+from kt_nb.classification.screening import screen, train_zoo, zoo_participants
+from kt_nb.classification.explorer import explore
 work = Path({work!r})
 torch.manual_seed(0)
 cfg = DemoConfig(dataset='digits', n_train=300, n_val=50, n_test=200, img_size=32, stage1_epochs=6)
@@ -238,10 +238,10 @@ def test_explorer_in_chromium(lab):
 CLIP_SETUP = '''\
 import torch
 torch.set_num_threads(1)
-from kt_nb.clips import synthetic_splits
-from kt_nb.learner import JointLearner
-from kt_nb.saliency import Saliency
-from kt_nb.video import saliency_participant, explore_saliency
+from kt_nb.saliency.clips import synthetic_splits
+from kt_nb.engine.learner import JointLearner
+from kt_nb.saliency.task import Saliency
+from kt_nb.saliency.experiment import saliency_participant, explore_saliency
 torch.manual_seed(0)
 clips = synthetic_splits(6, 0, 1, frames_per_video=6, clip_length=4, size=32)
 pair = [saliency_participant('tf_efficientnet_lite0', 'conv3d', img_size=48), saliency_participant('tf_efficientnet_lite1', 'attention', img_size=48)]

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 from safetensors.torch import load_file
 
-from kt_nb.ledger import RoleLedger
-from kt_nb.storage import load_state
+from kt_nb.engine.ledger import RoleLedger
+from kt_nb.data.storage import load_state
 
 WORKER = Path(__file__).with_name('distributed_worker.py')
 TORCHRUN = Path(sys.executable).with_name('torchrun')

@@ -25,16 +25,22 @@ def test_installed_package_sweeps_from_an_empty_folder(tmp_path):
     # the dependencies come from the test's own environment (no downloads); kt_nb itself does not
     (new_site/'dependencies.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')
     source = tmp_path/'source'   # a copy, so that the build leaves nothing in the checkout
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns('.venv', '.git', 'build', 'runs', 'data', 'test-artifacts', '*.egg-info', '__pycache__'))
+    skipped = shutil.ignore_patterns('.venv', '.git', 'build', 'runs', 'test-artifacts', '*.egg-info', '__pycache__')
+    ignore = lambda folder, names: skipped(folder, names) | ({'data'} if Path(folder) == ROOT else set())   # not kt_nb/data
+    shutil.copytree(ROOT, source, ignore=ignore)
     built = subprocess.run([str(python), '-m', 'pip', 'install', '--no-deps', '--no-build-isolation', '--no-index', '-q',
                             '--target', str(new_site), str(source)], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr[-3000:]
+    assert 'would be ignored' not in built.stdout + built.stderr and 'SetuptoolsDeprecationWarning' not in built.stderr, built.stderr
+    installed = {p.parent.name for p in (new_site/'kt_nb').glob('*/__init__.py')}
+    assert installed == {'data', 'engine', 'experiment', 'classification', 'segmentation', 'saliency', 'tags'}, installed
+    assert {'train.ipynb', 'report.ipynb'} <= {p.name for p in (new_site/'kt_nb'/'notebooks').glob('*.ipynb')}
     empty = tmp_path/'elsewhere'
     empty.mkdir()
     (empty/'tiny.yaml').write_text(SPEC)
     env = {**{k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')},
            'PATH': os.pathsep.join([str(new_site/'bin'), str(venv/'bin'), '/usr/bin', '/bin'])}
-    where = subprocess.run([str(python), '-c', 'import kt_nb.runs as r; print(r.__file__); print(r.TRAIN_NOTEBOOK.is_file())'],
+    where = subprocess.run([str(python), '-c', 'import kt_nb.experiment.sweeps as r; print(r.__file__); print(r.TRAIN_NOTEBOOK.is_file())'],
                            cwd=empty, env=env, capture_output=True, text=True, timeout=120)
     lines = where.stdout.split()
     assert lines[0].startswith(str(new_site)) and lines[1] == 'True', where.stdout + where.stderr   # the installed copy, notebooks included

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from safetensors.torch import load_file
 
-from kt_nb.ledger import RoleLedger
+from kt_nb.engine.ledger import RoleLedger
 
 WORKER = Path(__file__).with_name('resume_worker.py')
 

@@ -88,13 +88,13 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
 @pytest.mark.parametrize('parameters,message', [
     ("settings: {lr: -0.1}", "parameter 'settings': parameter 'lr': must be positive, got -0.1"),
     ("settings: {groups: [[resnet10t, efficientnet_b99]]}", "parameter 'groups': timm has no model 'efficientnet_b99'"),
-    ("{hooks: 'kt_nb.video:saliency_experiment', settings: {clip_length: 0}}", "parameter 'clip_length': must be >= 1, got 0"),
+    ("{hooks: 'kt_nb.saliency.experiment:saliency_experiment', settings: {clip_length: 0}}", "parameter 'clip_length': must be >= 1, got 0"),
     ("{hooks: 'kt_nb.videos:saliency_experiment'}", "parameter 'hooks': hooks 'kt_nb.videos:saliency_experiment' do not import"),
     ("settings: {epoch: 3}", "unknown setting(s) 'epoch' (did you mean 'epochs'?)"),   # a typo once trained the default epochs
     ("epochs: 3", "unknown parameter(s) 'epochs'"),                                      # a setting belongs in settings
 ])
 def test_bad_parameter_fails_before_work(tmp_path, parameters, message):
-    "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/12_runs.ipynb)."
+    "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/07c_experiment_sweeps.ipynb)."
     run = tmp_path/'run'
     result = subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/'out.ipynb'), '-y', parameters, '-p', 'out', str(run),
                              '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)
@@ -114,7 +114,7 @@ def test_bad_sweep_point_stops_before_any_point_runs(tmp_path):
 
 
 def test_help_notebook_lists_every_parameter_with_a_description():
-    from kt_nb.runs import TRAIN_PARAMETERS
+    from kt_nb.experiment.sweeps import TRAIN_PARAMETERS
     result = subprocess.run([str(BIN/'papermill'), '--help-notebook', str(TRAIN)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -190,10 +190,10 @@ def test_report_with_nothing_finished_says_so(tmp_path):
 def test_sweeps_of_every_task_tabulate_through_the_same_code(tmp_path, task):
     "Segmentation: two settings, each a whole experiment over two seeds; saliency: one arm and its control as two points."
     spec = tmp_path/'spec.yaml'
-    spec.write_text({'segmentation': "hooks: kt_nb.seg_experiment:segmentation_experiment\n"
+    spec.write_text({'segmentation': "hooks: kt_nb.segmentation.experiment:segmentation_experiment\n"
                                      "base: {n_train: 32, n_test: 16, size: 32, stage1_epochs: 1, epochs: 1, seeds: 2, "
                                      "methods: ['bikd:gt_confidence'], threads: 1}\ngrid:\n  lr: [3.0e-4, 1.0e-3]\n",
-                     'saliency': "hooks: kt_nb.video:saliency_experiment\n"
+                     'saliency': "hooks: kt_nb.saliency.experiment:saliency_experiment\n"
                                  "base: {n_train_videos: 4, n_test_videos: 2, frames_per_video: 5, stage1_epochs: 1, epochs: 1, threads: 1}\n"
                                  "grid:\n  arm: ['bikd:task_loss', control]\n  seed: [0]\n"}[task])
     result = subprocess.run([str(BIN/'kt-nb'), 'sweep', str(spec), '--out', str(tmp_path/'s'), '--workers', '2'], env=env(),

@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from kt_nb.data import Augment, load_dataset
-from kt_nb.learner import JointLearner, accuracies
-from kt_nb.models import participant
-from kt_nb.sources import write_image_folder
+from kt_nb.data.sets import Augment
+from kt_nb.data.load import load_dataset
+from kt_nb.engine.learner import JointLearner, accuracies
+from kt_nb.engine.models import participant
+from kt_nb.data.sources import write_image_folder
 
 KT_NB = Path(sys.executable).parent / 'kt-nb'
 
@@ -98,7 +99,7 @@ def test_demo_on_a_folder_then_the_explorer_on_its_ledger(tmp_path):
     run_folder = next((out/'runs').glob('*bikd-seed0'))
     assert (run_folder/'unreadable.txt').read_text().split() == ['train/coffee/0.jpg']   # left out, and said so
 
-    from kt_nb.explorer import explore_demo   # what the README tells a user to type after the demo
+    from kt_nb.classification.explorer import explore_demo   # what the README tells a user to type after the demo
     explorer = explore_demo(out)
     train = explorer.ledger_data
     explorer.source.value = 'ledger'
