@@ -27,7 +27,8 @@ def _checked(check):
     class Checked(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
             try: setattr(namespace, self.dest, check(values))
-            except FileNotFoundError: setattr(namespace, self.dest, values)   # a path that is not there: the run says so, in one line
+            # a path that is not there: the run says so, in one line
+            except FileNotFoundError: setattr(namespace, self.dest, values)
             except ValueError as e: parser.error(f"{option_string}: {e}")
     return Checked
 
@@ -41,9 +42,9 @@ def add_settings(parser: argparse.ArgumentParser, config, aliases: dict[str, lis
         many = isinstance(default, list)
         shown = '; '.join(['+'.join(g) if isinstance(g, list) else str(g) for g in default]) if many else default
         hint = f"default: {shown}" + (f"; --quick: {quick}" if quick is not None else '')
-        parser.add_argument(f"--{f.name.replace('_', '-')}", *(aliases or {}).get(f.name, []), dest=f.name, default=None,
-                            type=str if many else _value, nargs='+' if many else None, action=_checked(f.metadata['check']),
-                            metavar=f.name.upper(), help=f"{f.metadata['doc']} ({hint})")
+        parser.add_argument(f"--{f.name.replace('_', '-')}", *(aliases or {}).get(f.name, []), dest=f.name,
+                            default=None, type=str if many else _value, nargs='+' if many else None,
+                            action=_checked(f.metadata['check']), metavar=f.name.upper(), help=f"{f.metadata['doc']} ({hint})")
 
 # %% ../nbs/13_cli.ipynb #5db39051
 def _positive(text: str) -> int:
@@ -120,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/13_cli.ipynb #a6de0e05
 def _log_lines():
-    "Off a terminal (a log file, CI, a job scheduler), one plain line per stage, arm or point on stderr; on one, the progress bars."
+    """Off a terminal (a log file, CI, a job scheduler), one plain line per stage, arm or point on stderr; on one, the
+    progress bars."""
     if sys.stderr.isatty(): return None
     return lambda line: print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
@@ -136,7 +138,8 @@ def _one_line(error: Exception) -> str:
 
 # %% ../nbs/13_cli.ipynb #626f0319
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `kt-nb` console script: a user error ends in one line (exit 1; 2 for bad arguments), an interrupt in 130."
+    """Entry point of the `kt-nb` console script: a user error ends in one line (exit 1; 2 for bad arguments), an
+    interrupt in 130."""
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get('KT_NB_DEBUG', '') not in ('', '0')
     handles = threading.current_thread() is threading.main_thread()   # signals can be caught there only
@@ -161,7 +164,8 @@ def settings_table(config) -> pd.DataFrame:
 
 # %% ../nbs/13_cli.ipynb #bec83613
 def demo_config(args):
-    "The demo's config from the command line: the options given, then `--set`; your data whole (--quick: a few hundred images)."
+    """The demo's config from the command line: the options given, then `--set`; your data whole (--quick: a few
+    hundred images)."""
     from kt_nb.classification.experiment import DemoConfig
     from kt_nb.data.load import BUILTIN_SETS
     from kt_nb.experiment.settings import check_names
@@ -170,7 +174,8 @@ def demo_config(args):
     if args.skip_unreadable: overrides['on_error'] = 'skip'
     if args.paper_gradients: overrides['detach_teacher'] = False
     if 'dataset' in overrides and overrides['dataset'] not in BUILTIN_SETS:   # your data: all of it, split as it comes
-        overrides = {'n_train': DemoConfig.QUICK['n_train'] if args.quick else None, 'n_val': None, 'n_test': None, **overrides}
+        whole = {'n_train': DemoConfig.QUICK['n_train'] if args.quick else None, 'n_val': None, 'n_test': None}
+        overrides = {**whole, **overrides}
     overrides.update(args.settings)
     return DemoConfig.quick(**overrides) if args.quick else DemoConfig(**overrides)
 
@@ -207,9 +212,10 @@ def sweep_command(args) -> int:
     if args.dry_run:
         points = expand(spec)
         data = {p['params']['settings'].get('dataset') for p in points} - {None}
-        print(f"{len(points)} points of {spec['hooks']} into {out}{', data ' + ', '.join(map(str, data)) if data else ''}:")
-        print(pd.DataFrame([{'point': p['name'], 'setting': p['setting'], 'arm': ' '.join(filter(None, [p['arm'], p['variant']])),
-                             'seed': p['seed']} for p in points]).to_string(index=False))
+        print(f"{len(points)} points of {spec['hooks']} into {out}" + (f", data {', '.join(map(str, data))}" if data else '') + ':')
+        rows = [{'point': p['name'], 'setting': p['setting'], 'arm': ' '.join(filter(None, [p['arm'], p['variant']])),
+                 'seed': p['seed']} for p in points]
+        print(pd.DataFrame(rows).to_string(index=False))
         return 0
     table = sweep(spec, out, workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout, log=_log_lines(),
                   overwrite=args.overwrite)
@@ -217,7 +223,8 @@ def sweep_command(args) -> int:
     if len(done):
         results = load_results(out)
         with pd.option_context('display.width', 250, 'display.max_columns', 30, 'display.max_colwidth', 60):
-            print(f"{results['metric']}, mean ± sd over seeds; differences to the control of the same setting and seed, paired:")
+            print(f"{results['metric']}, mean ± sd over seeds; "
+                  "differences to the control of the same setting and seed, paired:")
             print(arm_table(results).to_string())
         if claims(results): print("\nEach arm against its control:", *claims(results), sep='\n  ')
     for point, error in zip(failed.point, failed.error): print(f"failed: {point}: {error}", file=sys.stderr)
@@ -238,8 +245,9 @@ def bench_command(args) -> int:
           f"{cfg.img_size} px, batch {cfg.batch_size}, {s['precision']}{', compiled' if cfg.compile else ''}"
           f"{', channels-last' if s['channels_last'] else ''}; "
           f"median of {cfg.steps} steps after {cfg.warmup}")
+    published = results['published_peak_tflops']
     print(f"measured dense matmul peak: {results['measured_peak_tflops']:.3g} TFLOP/s at {s['precision']}"
-          + (f"; published bf16 peak {results['published_peak_tflops']:.0f}" if results['published_peak_tflops'] else ""))
+          + (f"; published bf16 peak {published:.0f}" if published else ""))
     with pd.option_context('display.width', 250, 'display.max_columns', 30): print(bench_table(results).to_string())
     for name, value in results['ratios'].items(): print(f"{name}: {value:.2f}x")
     print(f"results in {args.out}")

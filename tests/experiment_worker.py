@@ -1,6 +1,7 @@
 """A small experiment of one task for the kill-and-resume test: `python experiment_worker.py TASK OUT`.
 
-Prints `<run folder> step N of M` after every training step (stage 1 and every arm), so the test knows where the run is."""
+Prints `<run folder> step N of M` after every training step (stage 1 and every arm), so the test knows where the
+run is."""
 import sys
 import time
 
@@ -14,14 +15,17 @@ def experiment(task: str):
     "The task's hooks and a config small enough for seconds, with several steps per arm."
     if task == 'classification':
         from kt_nb.classification.experiment import DemoConfig, classification_experiment
-        return classification_experiment, DemoConfig(groups=[['test_resnet:scratch', 'test_efficientnet:scratch']], methods=['bikd'],
-                                                     dataset='digits', n_train=192, n_val=32, n_test=64, img_size=16, batch_size=32,
-                                                     stage1_epochs=1, epochs=2, seeds=1)
+        tiny = [['test_resnet:scratch', 'test_efficientnet:scratch']]
+        cfg = DemoConfig(groups=tiny, methods=['bikd'], dataset='digits', n_train=192, n_val=32, n_test=64, img_size=16,
+                         batch_size=32, stage1_epochs=1, epochs=2, seeds=1)
+        return classification_experiment, cfg
     if task == 'segmentation':
         from kt_nb.segmentation.experiment import SegConfig, segmentation_experiment
-        return segmentation_experiment, SegConfig.quick(n_train=48, n_test=16, batch_size=8, epochs=2, methods=['bikd:gt_confidence'])
+        cfg = SegConfig.quick(n_train=48, n_test=16, batch_size=8, epochs=2, methods=['bikd:gt_confidence'])
+        return segmentation_experiment, cfg
     from kt_nb.saliency.experiment import VideoConfig, saliency_experiment
-    return saliency_experiment, VideoConfig.quick(n_train_videos=4, frames_per_video=5, batch_size=4, epochs=2, methods=['bikd:task_loss'])
+    cfg = VideoConfig.quick(n_train_videos=4, frames_per_video=5, batch_size=4, epochs=2, methods=['bikd:task_loss'])
+    return saliency_experiment, cfg
 
 
 def main(task: str, out: str):
@@ -29,7 +33,8 @@ def main(task: str, out: str):
     step = JointLearner.train_step
     def announced_step(self, x, y, idx, epoch, global_step):
         loss = step(self, x, y, idx, epoch, global_step)
-        print(f"{self.out.name if self.out else 'stage1'} step {global_step} of {self.epochs * self.steps_per_epoch}", flush=True)
+        folder = self.out.name if self.out else 'stage1'
+        print(f"{folder} step {global_step} of {self.epochs * self.steps_per_epoch}", flush=True)
         time.sleep(0.05)   # slow enough for the test to kill it where it wants
         return loss
     JointLearner.train_step = announced_step

@@ -1,4 +1,5 @@
-"Every task's experiment, killed with SIGKILL in the middle of a transfer arm, resumes there and ends as an uninterrupted run."
+"""Every task's experiment, killed with SIGKILL in the middle of a transfer arm, resumes there and ends as an
+uninterrupted run."""
 import json
 import os
 import signal
@@ -13,11 +14,12 @@ WORKER = Path(__file__).with_name('experiment_worker.py')
 
 
 def start(task, out):
-    return subprocess.Popen([sys.executable, str(WORKER), task, str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, str(WORKER), task, str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def kill_in_transfer_arm(process) -> tuple[str, int]:
-    "SIGKILL `process` in the second epoch of its first transfer arm, between two checkpoints; returns (arm folder, step)."
+    "SIGKILL `process` in the second epoch of its first transfer arm, between two checkpoints; returns (folder, step)."
     for line in process.stdout:
         folder, _, step, _, total = line.split()
         if '-control-' in folder or folder == 'stage1': continue
@@ -49,8 +51,8 @@ def test_sigkill_in_a_transfer_arm_then_rerun_equals_uninterrupted(tmp_path, tas
     assert (control/'rows.json').exists() and not (tmp_path/'killed'/'runs'/folder/'rows.json').exists()
 
     rest = steps(start(task, tmp_path/'killed'))
-    assert {f for f, _ in rest} == {folder}                              # stage 1 and the control were not trained again
-    assert at - 2 <= rest[0][1] <= at                                    # the arm resumed from its last checkpoint, not from scratch
+    assert {f for f, _ in rest} == {folder}   # stage 1 and the control were not trained again
+    assert at - 2 <= rest[0][1] <= at         # the arm resumed from its last checkpoint, not from scratch
     assert {p: p.stat().st_mtime_ns for p in control.rglob('*') if p.is_file()} == finished
     steps(straight)
     pd.testing.assert_frame_equal(rows(tmp_path/'killed'), rows(tmp_path/'straight'))

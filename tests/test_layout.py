@@ -1,4 +1,5 @@
-"The package is laid out like its architecture: layers that import only downwards, no cycle, small modules, short export cells."
+"""The package is laid out like its architecture: layers that import only downwards, no cycle, small modules,
+short export cells."""
 import ast
 import json
 import re
@@ -7,9 +8,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT/'kt_nb'
-LAYERS = {'data': 0, 'engine': 1, 'experiment': 2, 'classification': 3, 'segmentation': 3, 'saliency': 3, 'tags': 3, 'cli': 4, 'bench': 4}
+LAYERS = {'data': 0, 'engine': 1, 'experiment': 2, 'classification': 3, 'segmentation': 3, 'saliency': 3, 'tags': 3,
+          'cli': 4, 'bench': 4}
 TASKS = {name for name, layer in LAYERS.items() if layer == 3}
-EXPORT = re.compile(r'^#\s*\|\s*export[is]?\b')   # `#| export`, `#|export`, `# | exporti`, `#| exports`, `#| export module`
+# `#| export`, `#|export`, `# | exporti`, `#| exports`, `#| export module`
+EXPORT = re.compile(r'^#\s*\|\s*export[is]?\b')
 
 
 def modules() -> dict[str, Path]:
@@ -25,7 +28,9 @@ def imports(name: str, path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             base = node.module or ''
-            if node.level: base = '.'.join(package.split('.')[:len(package.split('.')) - node.level + 1] + ([base] if base else []))
+            if node.level:
+                parts = package.split('.')
+                base = '.'.join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
             found |= {f'{base}.{a.name}' for a in node.names} | {base}
         elif isinstance(node, ast.Import): found |= {a.name for a in node.names}
     known = modules()
@@ -82,7 +87,7 @@ def test_export_cells_are_short():
 
 
 def test_the_test_sees_what_it_should():
-    "The checks above would catch an upward import, a cycle and a sideways one: the parser reads relative imports right."
+    "The checks above would catch an upward import, a cycle and a sideways one: relative imports are read right."
     names = modules()
     assert 'kt_nb.engine.models' in imports('kt_nb.engine.learner', names['kt_nb.engine.learner'])
     assert 'kt_nb.data.sets' in imports('kt_nb.engine.learner', names['kt_nb.engine.learner'])

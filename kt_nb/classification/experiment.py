@@ -40,12 +40,14 @@ def _models(value):
 
 # %% ../../nbs/08_classification_experiment.ipynb #51c461bc
 def _source(value):
-    "A built-in data set, or a source: an image folder with train/, a .csv/.parquet/.tar file, or a timm name; paths made absolute."
+    """A built-in data set, or a source: an image folder with train/, a .csv/.parquet/.tar file, or a timm name; paths
+    made absolute."""
     if not isinstance(value, str) or not value: raise ValueError(f"must be a data set name or path, got {value!r}")
     path = Path(value).expanduser()
     if value in BUILTIN_SETS or value.partition('/')[0].lower() in ('torch', 'hfds'): return value
     if (path/'train').is_dir() or (path.is_file() and path.suffix in ('.csv', '.parquet', '.tar')): return str(path.resolve())
-    if not path.exists() and ('/' in value or value.startswith(('.', '~'))):   # a path, not a name: say where nothing was found
+    # a path, not a name: say where nothing was found
+    if not path.exists() and ('/' in value or value.startswith(('.', '~'))):
         raise FileNotFoundError(f"no data set at {path}: give a folder with train/<class>/<image>, a .csv/.parquet table or a .tar "
                                 f"of class folders, a built-in set {list(BUILTIN_SETS)} or a timm name (torch/<name>, hfds/<id>)")
     raise ValueError(f"unknown data set {value!r}; choose from {list(BUILTIN_SETS)}, a folder with train/<class>/<image>, "
@@ -63,7 +65,8 @@ def model_groups(value):
     return groups
 
 # %% ../../nbs/08_classification_experiment.ipynb #7ed2154d
-STAGE1_SETTINGS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'stage1_epochs', 'stage1_lr')   # what decides stage 1's weights
+# what decides stage 1's weights
+STAGE1_SETTINGS = ('dataset', 'n_train', 'n_val', 'img_size', 'batch_size', 'stage1_epochs', 'stage1_lr')
 
 @dataclass
 class DemoConfig(TwoStageConfig):
@@ -84,7 +87,8 @@ class DemoConfig(TwoStageConfig):
     on_error: str = setting('raise', choice(lambda: ('raise', 'skip')), "streamed sources: 'skip' leaves unreadable files out")
     QUICK: ClassVar[dict] = dict(groups=[['tf_efficientnet_lite0', 'tf_efficientnet_lite1']], seeds=1, n_train=384, n_val=200,
                                  n_test=500, img_size=32, stage1_epochs=3, epochs=1)   # under a minute or two on 2 cores
-    RUN_ONLY: ClassVar[tuple] = ('device', 'precision', 'workers', 'channels_last')   # how it runs: numbers differ by rounding only
+    # how it runs: numbers differ by rounding only
+    RUN_ONLY: ClassVar[tuple] = ('device', 'precision', 'workers', 'channels_last')
 
     def models(self) -> list[str]:
         "Every distinct model spec, in order of first appearance."
@@ -98,7 +102,8 @@ class DemoConfig(TwoStageConfig):
 
 # %% ../../nbs/08_classification_experiment.ipynb #f68449fe
 def augment_for(data: dict) -> Augment | None:
-    "In memory: shifts, and flips where mirror images keep their class (not digits). Streamed sets crop and flip each sample themselves."
+    """In memory: shifts, and flips where mirror images keep their class (not digits). Streamed sets crop and flip each
+    sample themselves."""
     if not isinstance(data['train'], ImageSet): return None
     return Augment(shift=2, flip=not data['train'].name.startswith('digits'))
 
@@ -121,18 +126,21 @@ class ClassificationExperiment(ExperimentHooks):
 
     def participant(self, cfg, data, spec, weights=None):
         name, pretrained = parse_model(spec)
-        return participant(name, data['train'].num_classes, pretrained=pretrained, weights=weights, img_size=cfg.img_size, label=spec)
+        return participant(name, data['train'].num_classes, pretrained=pretrained, weights=weights,
+                           img_size=cfg.img_size, label=spec)
 
     def learner_options(self, cfg, data, stage):
         options = dict(augment=augment_for(data), workers=cfg.workers, channels_last=cfg.channels_last)
         return options if stage == 1 else {**options, 'val': data['val'], 'eval_every': 0}   # validated at the end
 
     def evaluate(self, cfg, data, participants):
-        samples = predict(participants, data['test'], device=cfg.device, precision=resolve_precision(cfg.precision, cfg.device),
-                          channels_last=cfg.channels_last, workers=cfg.workers)
+        samples = predict(participants, data['test'], device=cfg.device,
+                          precision=resolve_precision(cfg.precision, cfg.device), channels_last=cfg.channels_last,
+                          workers=cfg.workers)
         return [{'model': n, 'acc': a} for n, a in accuracies(samples).items()], samples
 
-    def facts(self, cfg, data): return {'data': data['train'].name.split('/')[0], 'sizes': {k: len(v) for k, v in data.items()}}
+    def facts(self, cfg, data):
+        return {'data': data['train'].name.split('/')[0], 'sizes': {k: len(v) for k, v in data.items()}}
 
 # %% ../../nbs/08_classification_experiment.ipynb #327e2005
 classification_experiment = ClassificationExperiment()

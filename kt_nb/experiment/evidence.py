@@ -112,10 +112,12 @@ def agreement(
 ) -> pd.DataFrame:                          # a row per arm both hold: the differences, the interval and whether it holds the fresh one
     "Each arm's difference to its control in a fresh run against the published difference and 95 % interval."
     fresh, published = pd.DataFrame(fresh), pd.DataFrame(published)
-    keys = [c for c in by if c in fresh and c in published]   # results written before every task had groups: by model and method
+    # results written before every task had groups: by model and method
+    keys = [c for c in by if c in fresh and c in published]
     fresh, published = fresh.set_index(keys), published.set_index(keys)
     is_arm = published.index.get_level_values('method') != 'control'
-    published = published[is_arm & published.vs_control_lo.notna()]   # transfer arms with an interval (one seed gives none)
+    # transfer arms with an interval (one seed gives none)
+    published = published[is_arm & published.vs_control_lo.notna()]
     both = published.join(fresh[['vs_control']].rename(columns={'vs_control': 'fresh'}), how='inner')
     return pd.DataFrame({'published': both.vs_control, 'lo': both.vs_control_lo, 'hi': both.vs_control_hi, 'fresh': both.fresh,
                          'inside': both.fresh.between(both.vs_control_lo, both.vs_control_hi)})
@@ -141,16 +143,17 @@ def arm_table(results: dict) -> pd.DataFrame:
     "One row per arm and model: start, after, minus control with its interval and verdict, share taught, seeds."
     metric, scale, digits = headline(results)
     summary = pd.DataFrame(results['summary']).astype(object).where(lambda s: s.notna(), None)
-    if 'stage' in summary: summary = summary[summary.stage == 'transfer']   # video results of kt_nb before the one runner
+    # video results of kt_nb before the one runner
+    if 'stage' in summary: summary = summary[summary.stage == 'transfer']
     keys = [k for k in ('setting', 'group', 'model', 'method') if k in summary]
-    rows = []
+    rows, two = [], max(digits, 2)   # differences: two decimals at least
     for r in summary.to_dict('records'):
         arm, taught = r['method'] != 'control', r.get('taught')
         rows.append({**{k: r[k] for k in keys},
-                     'start': mean_sd(r[metric] - r['vs_start'], scale=scale, digits=digits) if r.get('vs_start') is not None else '',
+                     'start': '' if r.get('vs_start') is None else mean_sd(r[metric] - r['vs_start'], scale=scale, digits=digits),
                      metric: mean_sd(r[metric], r.get(f'{metric}_sd'), scale, digits),
-                     '− control': mean_sd(r['vs_control'], r.get('vs_control_sd'), scale, max(digits, 2), signed=True) if arm else '',
-                     '95 %': interval_text(r.get('vs_control_lo'), r.get('vs_control_hi'), scale, max(digits, 2)) if arm else '',
+                     '− control': mean_sd(r['vs_control'], r.get('vs_control_sd'), scale, two, signed=True) if arm else '',
+                     '95 %': interval_text(r.get('vs_control_lo'), r.get('vs_control_hi'), scale, two) if arm else '',
                      'vs control': against_control(r) if arm else '',
                      'taught': f"{taught:.0%}" if arm and taught is not None else '',
                      'seeds': r['seeds']})
@@ -158,7 +161,8 @@ def arm_table(results: dict) -> pd.DataFrame:
 
 # %% ../../nbs/07a_experiment_evidence.ipynb #1780d90c
 def claims(results: dict) -> list[str]:
-    "Each transfer arm against its control, in one sentence worded by its 95 % interval and, where there is one, its paired test."
+    """Each transfer arm against its control, in one sentence worded by its 95 % interval and, where there is one, its
+    paired test."""
     metric, scale, digits = headline(results)
     summary = pd.DataFrame(results['summary']).astype(object).where(lambda s: s.notna(), None)
     if 'vs_control_lo' not in summary: return []   # results from before intervals were kept

@@ -19,7 +19,8 @@ from ..engine.tasks import Task
 from ..engine.models import Participant
 from ..engine.learner import JointLearner
 from ..engine.ledger import RoleLedger, complementary_matrix, flips, taught_shares
-from .settings import Arm, RUNNER_FILES, TwoStageConfig, claim_folder, stage1_weights, write_metrics, strict_json, machine
+from .settings import (Arm, RUNNER_FILES, TwoStageConfig, claim_folder, stage1_weights, write_metrics,
+                                       strict_json, machine)
 from .evidence import paired_flips, paired_summary
 
 # %% auto #0
@@ -29,7 +30,8 @@ __all__ = ['REQUIRED_HOOKS', 'ExperimentHooks', 'check_hooks', 'arm_folder', 'ex
 
 # %% ../../nbs/07b_experiment_runner.ipynb #3741b889
 class ExperimentHooks:
-    "What a task hands the two-stage runner. Subclass it, set `config` and `metric`, and define the hooks that raise here."
+    """What a task hands the two-stage runner. Subclass it, set `config` and `metric`, and define the hooks that raise
+    here."""
     config: type[TwoStageConfig] | None = None   # the task's settings
     metric: str | None = None                    # the headline column of `evaluate`'s rows; higher is better
     scale: float = 1                             # 100: the metric is a share, shown in percent (differences in points)
@@ -49,7 +51,8 @@ class ExperimentHooks:
         "What decides stage 1's weights besides the seed (JSON-able): the data, sizes and schedule."
         raise NotImplementedError
     def evaluate(self, cfg, data: dict, participants: list[Participant]) -> tuple[list[dict], pd.DataFrame | None]:
-        "A row per participant ('model' and the headline metric), and per test sample `correct_<name>` (None: no per-sample results)."
+        """A row per participant ('model' and the headline metric), and per test sample `correct_<name>` (None: no per-
+        sample results)."""
         raise NotImplementedError
 
     def groups(self, cfg) -> list[list[str]]:
@@ -98,7 +101,9 @@ def select_arms(arms: list[Arm], methods: Sequence[str] | None) -> list[Arm]:
     if methods is None: return arms
     known = list(dict.fromkeys(a.method for a in arms))
     unknown = [m for m in methods if m not in known]
-    if unknown: raise ValueError(f"arm(s) {unknown} are not in this experiment; its arms are {known} (a method must be in 'methods')")
+    if unknown:
+        raise ValueError(f"arm(s) {unknown} are not in this experiment; its arms are {known} "
+                         "(a method must be in 'methods')")
     return [a for a in arms if a.method in methods]
 
 # %% ../../nbs/07b_experiment_runner.ipynb #3c08b903
@@ -113,14 +118,16 @@ def train_stage1(
     def train(spec):
         torch.manual_seed(seed)
         p = hooks.participant(cfg, data, spec)
-        JointLearner([p], data['train'], method='control', task=hooks.task(data), epochs=cfg.stage1_epochs, lr=cfg.stage1_lr,
-                     batch_size=cfg.batch_size, seed=seed, device=cfg.device, progress=progress,
+        JointLearner([p], data['train'], method='control', task=hooks.task(data), epochs=cfg.stage1_epochs,
+                     lr=cfg.stage1_lr, batch_size=cfg.batch_size, seed=seed, device=cfg.device, progress=progress,
                      **hooks.learner_options(cfg, data, stage=1)).fit()
         return p.model
     return stage1_weights(root, {**hooks.stage1_settings(cfg), 'seed': seed}, specs or hooks.stage1_specs(cfg), train)
 
 # %% ../../nbs/07b_experiment_runner.ipynb #b5a4b75c
-def start_participant(hooks: ExperimentHooks, cfg, data: dict, spec: str, weights: Path | None, seed: int) -> Participant:
+def start_participant(hooks: ExperimentHooks, cfg, data: dict, spec: str,
+                      weights: Path | None,   # stage-1 weights; None: the pretrained (or random) start
+                      seed: int) -> Participant:
     "A participant at its start: from its stage-1 `weights`, or (None) from its pretrained start, drawn from `seed`."
     if weights is None: torch.manual_seed(seed)
     return hooks.participant(cfg, data, spec, weights)
@@ -138,9 +145,12 @@ def _checked_rows(hooks: ExperimentHooks, rows: list[dict], names: list[str]) ->
     "`evaluate`'s rows, refused in one line where one lacks the headline metric or a participant."
     rows = [dict(r) for r in rows]
     if sorted(r.get('model') for r in rows) != sorted(names):
-        raise ValueError(f"{type(hooks).__name__}.evaluate must return one row per participant {names}, got {[r.get('model') for r in rows]}")
+        raise ValueError(f"{type(hooks).__name__}.evaluate must return one row per participant {names}, "
+                         f"got {[r.get('model') for r in rows]}")
     missing = [r['model'] for r in rows if hooks.metric not in r]
-    if missing: raise ValueError(f"{type(hooks).__name__}.evaluate returned rows without its headline metric {hooks.metric!r}: {missing}")
+    if missing:
+        raise ValueError(f"{type(hooks).__name__}.evaluate returned rows without its headline metric "
+                         f"{hooks.metric!r}: {missing}")
     return rows
 
 # %% ../../nbs/07b_experiment_runner.ipynb #2cf39ccd
@@ -158,13 +168,15 @@ def train_arm(
     folder: Path,                # the arm's run folder
     checkpoint_every: int = 0,   # also checkpoint every this many steps within an epoch
 ) -> list[dict]:                 # a row per model, with its group, method and seed
-    "An arm of a seed trained in `folder` (resumed where it stopped) and evaluated; a finished arm's rows are read back."
+    """An arm of a seed trained in `folder` (resumed where it stopped) and evaluated; a finished arm's rows are read
+    back."""
     if (folder/'rows.json').exists(): return json.loads((folder/'rows.json').read_text())
     began = time.time()
     participants = [start_participant(hooks, cfg, data, s, start.weights[s], seed) for s in arm.models]
-    learner = JointLearner(participants, data['train'], method=arm.method, task=hooks.task(data), detach_teacher=cfg.detach_teacher,
-                           epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=seed,
-                           device=cfg.device, precision=cfg.precision, progress=False, out=folder, checkpoint_every=checkpoint_every,
+    learner = JointLearner(participants, data['train'], method=arm.method, task=hooks.task(data),
+                           detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr,
+                           weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=seed, device=cfg.device,
+                           precision=cfg.precision, progress=False, out=folder, checkpoint_every=checkpoint_every,
                            **hooks.learner_options(cfg, data, stage=2))
     last = learner.fit(resume=True).iloc[-1]
     names = [p.name for p in participants]
@@ -180,17 +192,17 @@ def train_arm(
         r.update(_sample_flips(start.samples, samples, n), taught=taught[n], train_s=round(time.time() - began, 1))
         r[f'start_{hooks.metric}'] = starts[n]
     if samples is not None: atomic_write(folder/'samples.parquet', lambda p: samples.to_parquet(p, index=False))
-    rows = [{'group': arm.group, 'method': arm.method, 'seed': seed, **r,
-             'samples': str((folder/'samples.parquet').relative_to(folder.parent.parent)) if samples is not None else None} for r in rows]
+    kept = str((folder/'samples.parquet').relative_to(folder.parent.parent)) if samples is not None else None
+    rows = [{'group': arm.group, 'method': arm.method, 'seed': seed, **r, 'samples': kept} for r in rows]
     atomic_write(folder/'rows.json', lambda p: p.write_text(json.dumps(strict_json(rows), indent=1)))
     return rows
 
 # %% ../../nbs/07b_experiment_runner.ipynb #cd07df25
 def paired_counts(
-    runs: pd.DataFrame,                       # rows with 'method', 'model', 'samples' (a path below `root`, or None) and `pair_on`
+    runs: pd.DataFrame,                       # rows: 'method', 'model', `pair_on`, 'samples' (a path below `root`)
     root: str | Path,                         # the folder the 'samples' paths start from
     pair_on: Sequence[str] = ('model', 'seed'),  # what an arm's row shares with its control's
-) -> pd.DataFrame:                            # `runs` with 'better' and 'worse' (NaN where either side has no per-sample results)
+) -> pd.DataFrame:                            # `runs` with 'better' and 'worse' (NaN: no per-sample results)
     "Per arm row: its test samples right where its control's are wrong ('better'), and the reverse ('worse')."
     runs = runs.assign(better=np.nan, worse=np.nan)
     if 'samples' not in runs: return runs
@@ -211,10 +223,12 @@ def summarize(
     runs: pd.DataFrame, metric: str,
     by: Sequence[str] = ('group', 'model', 'method'),
     pair_on: Sequence[str] = ('model', 'seed'),
-    spreads: Sequence[str] = (),              # other columns given as mean and sd; every other number is given as its mean
+    spreads: Sequence[str] = (),              # other columns given as mean and sd (every other number: its mean)
 ) -> pd.DataFrame:
-    "Mean and spread over seeds per arm and model; differences to the start and, paired, to the control; McNemar where counted."
-    if 'better' in runs and runs.better.isna().all(): runs = runs.drop(columns=['better', 'worse'])   # no per-sample results
+    """Mean and spread over seeds per arm and model; differences to the start and, paired, to the control; McNemar
+    where counted."""
+    # no per-sample results
+    if 'better' in runs and runs.better.isna().all(): runs = runs.drop(columns=['better', 'worse'])
     reserved = {metric, 'seed', f'start_{metric}', 'better', 'worse', *spreads}
     means = [c for c in runs.select_dtypes('number') if c not in reserved]
     return paired_summary(runs, metric, list(by), pair_on, start=f'start_{metric}', spreads=spreads, means=means)
@@ -222,7 +236,8 @@ def summarize(
 # %% ../../nbs/07b_experiment_runner.ipynb #f28b7b07
 def time_left(took: list[list[float]],   # seconds per arm, a list per seed begun
               seeds: int, arms: int) -> float:
-    "Seconds left: each arm as long as it last took; one not run yet as long as the others after a seed's first (which also trains the seed's stage 1)."
+    """Seconds left: each arm as long as it last took; one not run yet as long as the others after a seed's first
+    (which also trains the seed's stage 1)."""
     last = {k: t for seed in took for k, t in enumerate(seed)}
     later = [t for k, t in last.items() if k > 0] or [last[0]]
     guess = lambda k: last.get(k, sum(later) / len(later))
@@ -230,7 +245,8 @@ def time_left(took: list[list[float]],   # seconds per arm, a list per seed begu
 
 # %% ../../nbs/07b_experiment_runner.ipynb #b2013737
 def experiment_identity(cfg, arms: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> dict:
-    "What an experiment is, as its folder records it: every setting but those that only change how it runs, and its subset."
+    """What an experiment is, as its folder records it: every setting but those that only change how it runs, and its
+    subset."""
     identity = {k: v for k, v in asdict(cfg).items() if k not in type(cfg).RUN_ONLY}
     if arms is not None: identity['arms'] = list(arms)
     if seeds is not None: identity['seed_subset'] = list(seeds)
@@ -240,14 +256,16 @@ def experiment_identity(cfg, arms: Sequence[str] | None = None, seeds: Sequence[
 def _start_of(hooks, cfg, data, seed: int, out: Path, stage1_dir: Path, progress: bool) -> Start:
     "The seed's stage-1 weights, and its start's rows and per-sample results (kept in `out/starts`)."
     specs = hooks.stage1_specs(cfg)
-    weights = train_stage1(hooks, cfg, data, stage1_dir, seed, specs, progress)[0] if cfg.stage1_epochs else dict.fromkeys(specs)
+    trained = cfg.stage1_epochs > 0
+    weights = train_stage1(hooks, cfg, data, stage1_dir, seed, specs, progress)[0] if trained else dict.fromkeys(specs)
     kept = out/'starts'/f'seed{seed}'
     if (kept/'rows.json').exists():
         samples = pd.read_parquet(kept/'samples.parquet') if (kept/'samples.parquet').exists() else None
         return Start(weights, json.loads((kept/'rows.json').read_text()), samples)
     participants = [start_participant(hooks, cfg, data, s, weights[s], seed) for s in specs]
     rows, samples = hooks.evaluate(cfg, data, participants)
-    rows = [{'group': 'all', 'method': 'start', 'seed': seed, **r} for r in _checked_rows(hooks, rows, [p.name for p in participants])]
+    rows = [{'group': 'all', 'method': 'start', 'seed': seed, **r}
+            for r in _checked_rows(hooks, rows, [p.name for p in participants])]
     if samples is not None: atomic_write(kept/'samples.parquet', lambda p: samples.to_parquet(p, index=False))
     atomic_write(kept/'rows.json', lambda p: p.write_text(json.dumps(strict_json(rows), indent=1)))
     return Start(weights, rows, samples)
@@ -263,7 +281,7 @@ def run_experiment(
     progress: bool = True,                      # a progress bar over arms (on a terminal)
     log: Callable[[str], None] | None = None,   # called with one plain line per stage and arm
     overwrite: bool = False,                    # move a folder holding another kt_nb run aside (see `claim_folder`)
-    checkpoint_every: int = 0,                  # checkpoint every this many steps within an epoch too (0: at epoch ends)
+    checkpoint_every: int = 0,                  # also checkpoint every this many steps (0: at epoch ends only)
 ) -> dict:                                      # the results, as `out/metrics.json` holds them
     "Stage 1 once per seed, then the control and every arm from its seed's start, each resumable; the paired summary."
     hooks, started = check_hooks(hooks), time.time()
@@ -277,12 +295,14 @@ def run_experiment(
         warnings.simplefilter('always')
         data = hooks.data(cfg)
     notes = list(dict.fromkeys(str(w.message) for w in caught))
-    if claim_folder(out, identity, **claim) == 'extended' and log: log(f"extending the experiment in {out}: its finished arms are kept")
+    if claim_folder(out, identity, **claim) == 'extended' and log:
+        log(f"extending the experiment in {out}: its finished arms are kept")
     stage1_dir, starts, rows, took = Path(stage1_dir or out/'stage1'), {}, [], []
     with tqdm(total=len(seed_list) * len(chosen), desc='arms', disable=not progress) as bar:
         for seed in seed_list:
             starts[seed], took = _start_of(hooks, cfg, data, seed, out, stage1_dir, progress=False), took + [[]]
-            if log: log(f"start of seed {seed}: {len(starts[seed].weights)} models, {time.time() - started:.0f} s so far")
+            if log:
+                log(f"start of seed {seed}: {len(starts[seed].weights)} models, {time.time() - started:.0f} s so far")
             for arm in chosen:
                 began, folder = time.time(), arm_folder(out, arm, seed)
                 kept = (folder/'rows.json').exists()
@@ -292,19 +312,21 @@ def run_experiment(
                 bar.update()
                 if log:
                     figures = ', '.join(f"{r['model']} {r[hooks.metric]:.3f}" for r in done)
-                    log(f"arm {sum(map(len, took))}/{len(seed_list) * len(chosen)}: seed {seed} {arm.group} {arm.method} "
+                    log(f"arm {sum(map(len, took))}/{len(seed_list) * len(chosen)}: "
+                        f"seed {seed} {arm.group} {arm.method} "
                         f"{'kept' if kept else f'in {took[-1][-1]:.0f} s'}; {hooks.metric} {figures}; "
                         f"about {time_left(took, len(seed_list), len(chosen)):.0f} s left")
     start_rows = [r for seed in seed_list for r in starts[seed].rows]
     runs = paired_counts(pd.DataFrame(start_rows + rows), out)
     summary = summarize(runs, hooks.metric, spreads=hooks.spreads)
-    return finish_experiment(hooks, cfg, runs, summary, out, started, arms=[a.method for a in chosen], seeds=seed_list, notes=notes,
-                             stage1=_relative(starts[seed_list[0]].weights, out), **hooks.facts(cfg, data),
+    return finish_experiment(hooks, cfg, runs, summary, out, started, arms=[a.method for a in chosen], seeds=seed_list,
+                             notes=notes, stage1=_relative(starts[seed_list[0]].weights, out), **hooks.facts(cfg, data),
                              **_complementary(starts))
 
 # %% ../../nbs/07b_experiment_runner.ipynb #33efb4b5
 def _relative(weights: dict[str, Path | None], out: Path) -> dict[str, str | None]:
-    "Weights files as paths below `out` where they are (else absolute), None where a model started from its pretrained weights."
+    """Weights files as paths below `out` where they are (else absolute), None where a model started from its
+    pretrained weights."""
     def one(p):
         if p is None: return None
         try: return str(Path(p).relative_to(out))
@@ -316,7 +338,8 @@ def _complementary(starts: dict[int, Start]) -> dict:
     "Complementary knowledge at the start, mean over seeds, where the task gives per-sample correctness."
     found = [s.samples for s in starts.values() if s.samples is not None]
     names = [r['model'] for r in next(iter(starts.values())).rows]
-    if not found or not all(f'correct_{n}' in found[0] and found[0][f'correct_{n}'].dtype == bool for n in names): return {}
+    if not found or not all(f'correct_{n}' in found[0] and found[0][f'correct_{n}'].dtype == bool for n in names):
+        return {}
     matrices = [complementary_matrix({n: f[f'correct_{n}'].values for n in names}) for f in found]
     return {'complementary_knowledge': (sum(matrices) / len(matrices)).to_dict()}
 
@@ -327,8 +350,10 @@ def finish_experiment(
     started: float,       # `time.time()` when it began
     **facts,              # what else the file keeps: data sizes, notes, stage-1 files
 ) -> dict:                # the results, as `out/metrics.json` holds them
-    "Every experiment's metrics file: its task, headline metric, settings, `facts`, wall time, the machine, the summary and every row."
-    results = strict_json({'task': type(hooks).__name__, 'metric': hooks.metric, 'scale': hooks.scale, 'digits': hooks.digits,
+    """Every experiment's metrics file: its task, headline metric, settings, `facts`, wall time, the machine, the
+    summary and every row."""
+    headline = {'metric': hooks.metric, 'scale': hooks.scale, 'digits': hooks.digits}
+    results = strict_json({'task': type(hooks).__name__, **headline,
                            'settings': asdict(cfg), **facts, 'wall_time_s': round(time.time() - started, 1),
                            'torch_threads': torch.get_num_threads(), 'machine': machine(),
                            'summary': summary.reset_index().to_dict('records'), 'runs': runs.to_dict('records')})

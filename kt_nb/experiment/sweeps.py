@@ -45,7 +45,8 @@ def load_hooks(name: str) -> ExperimentHooks:
 def _names(kind: type, what: str) -> Callable:
     "A check of a list of `kind` values."
     def check(value):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
+        if not ok:
             raise ValueError(f"must be a list of {what}, got {value!r}")
         return list(value)
     return check
@@ -59,9 +60,9 @@ def _mapping(value):
 # %% ../../nbs/07c_experiment_sweeps.ipynb #0cf611c0
 TRAIN_PARAMETERS = {   # name -> (default, check, help): the training notebook's parameters, declared once
     'hooks': (DEFAULT_HOOKS, text, "the task's experiment hooks, 'module:object'"),
-    'settings': ({}, _mapping, "the task's settings by name; the rest keep the config's defaults (kt-nb demo --settings)"),
-    'quick': (True, boolean, "start from the task's smoke-test size (its config's QUICK), settings on top; False: its defaults"),
-    'arms': ([], _names(str, "arm names"), "only these arms: 'control' or methods among the settings' methods ([]: all)"),
+    'settings': ({}, _mapping, "the task's settings by name; the rest keep the config's defaults"),
+    'quick': (True, boolean, "start from the task's smoke-test size (QUICK), settings on top; False: its defaults"),
+    'arms': ([], _names(str, "arm names"), "only these arms: 'control' or methods of the settings ([]: all)"),
     'seeds': ([], _names(int, "seeds"), "only these seeds ([]: 0 .. seeds - 1)"),
     'threads': (0, integer(0), "torch CPU threads (0: torch's default)"),
     'out': ('', text, "the experiment's folder ('': a new temporary folder)"),
@@ -71,11 +72,13 @@ TRAIN_PARAMETERS = {   # name -> (default, check, help): the training notebook's
 # %% ../../nbs/07c_experiment_sweeps.ipynb #a124ba1e
 def parameters_cell() -> str:
     "The training notebook's `parameters` cell, written from `TRAIN_PARAMETERS`."
-    return '\n'.join(f"{name} = {default!r}".ljust(40) + f"# {doc}" for name, (default, _, doc) in TRAIN_PARAMETERS.items())
+    lines = [f"{name} = {default!r} ".ljust(40) + f"# {doc}" for name, (default, _, doc) in TRAIN_PARAMETERS.items()]
+    return '\n'.join(lines)
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #f010f521
 def make_config(hooks: ExperimentHooks, settings: dict, quick: bool = False):
-    "The task's config from `settings` by name (its QUICK size first, when `quick`), a misspelt name refused with the nearest."
+    """The task's config from `settings` by name (its QUICK size first, when `quick`), a misspelt name refused with the
+    nearest."""
     check_names(settings, [f.name for f in fields(hooks.config)], 'setting')
     return hooks.config.quick(**settings) if quick else hooks.config(**settings)
 
@@ -103,7 +106,8 @@ def load_spec(spec: str | Path | dict) -> dict:
         except yaml.YAMLError as e: raise ValueError(f"sweep spec {path} is not valid YAML: {' '.join(str(e).split())}") from None
         if not isinstance(spec, dict): raise ValueError(f"sweep spec {path} holds a {type(spec).__name__}; a spec is a mapping of {list(SPEC_KEYS)}")
     if 'notebook' in spec:
-        raise ValueError("sweep specs name the task's hooks, not a notebook (hooks: kt_nb.segmentation.experiment:segmentation_experiment, ...), "
+        raise ValueError("sweep specs name the task's hooks, not a notebook "
+                         "(hooks: kt_nb.segmentation.experiment:segmentation_experiment, ...), "
                          "and arms as method specs (arm: [bikd, control]); see sweeps/embedded_default.yaml")
     unknown = sorted(set(spec) - set(SPEC_KEYS))
     if unknown: raise ValueError(f"unknown key(s) {unknown} in sweep spec; valid keys: {list(SPEC_KEYS)}")
@@ -112,7 +116,8 @@ def load_spec(spec: str | Path | dict) -> dict:
     for axis, values in spec.get('grid', {}).items():
         if not isinstance(values, list) or not values: raise ValueError(f"grid axis {axis!r} must be a non-empty list, got {values!r}")
     spec['hooks'] = spec.get('hooks') or DEFAULT_HOOKS
-    beside = lambda v: str((here/v).resolve()) if isinstance(v, str) and (here/v).exists() else v   # a data folder or table beside the spec
+    # a data folder or table beside the spec
+    beside = lambda v: str((here/v).resolve()) if isinstance(v, str) and (here/v).exists() else v
     if 'dataset' in spec.get('base', {}): spec['base'] = {**spec['base'], 'dataset': beside(spec['base']['dataset'])}
     if 'dataset' in spec.get('grid', {}): spec['grid'] = {**spec['grid'], 'dataset': [beside(v) for v in spec['grid']['dataset']]}
     if spec.get('out'): spec['out'] = (here/spec['out']).resolve()
@@ -132,7 +137,8 @@ def _label(axis: str, value) -> str:
 # %% ../../nbs/07c_experiment_sweeps.ipynb #f526997a
 def _point(hooks: ExperimentHooks, spec: dict, chosen: dict) -> dict:
     "One point of the grid: its checked settings, subset, labels and pairing key."
-    settings, arm, seed = {k: v for k, v in spec.get('base', {}).items() if k not in RUN_KEYS}, chosen.get('arm'), chosen.get('seed')
+    settings = {k: v for k, v in spec.get('base', {}).items() if k not in RUN_KEYS}
+    arm, seed = chosen.get('arm'), chosen.get('seed')
     for axis, value in chosen.items():
         if axis not in ('arm', 'seed'): settings.update(value if isinstance(value, dict) else {axis: value})
     if arm is not None: settings['methods'] = [] if arm == 'control' else [arm]
@@ -142,9 +148,11 @@ def _point(hooks: ExperimentHooks, spec: dict, chosen: dict) -> dict:
     except ValueError as e: raise ValueError(f"sweep point {chosen}: {e}") from None
     arm_only = set(type(cfg).ARM_ONLY) | {'seeds'}
     touches = lambda axis, value: set(value) if isinstance(value, dict) else {axis}
-    setting = ' '.join(_label(a, v) for a, v in chosen.items() if a not in ('arm', 'seed') and not touches(a, v) <= arm_only)
-    variant = ' '.join(_label(a, v) for a, v in chosen.items() if a not in ('arm', 'seed') and touches(a, v) <= arm_only)
-    params = {'hooks': spec['hooks'], 'settings': {k: getattr(cfg, k) for k in settings}, 'quick': False,   # the config's defaults below
+    axes = {a: v for a, v in chosen.items() if a not in ('arm', 'seed')}
+    setting = ' '.join(_label(a, v) for a, v in axes.items() if not touches(a, v) <= arm_only)
+    variant = ' '.join(_label(a, v) for a, v in axes.items() if touches(a, v) <= arm_only)
+    # quick False: the config's defaults below the point's settings
+    params = {'hooks': spec['hooks'], 'settings': {k: getattr(cfg, k) for k in settings}, 'quick': False,
               'arms': [arm] if arm is not None else [], 'seeds': [seed] if seed is not None else [],
               'threads': spec.get('base', {}).get('threads', 0)}
     identity = {k: v for k, v in asdict(cfg).items() if k not in arm_only and k not in type(cfg).RUN_ONLY}
@@ -185,7 +193,8 @@ def _die_with_parent():
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #d6948caf
 def stop_with_sweep():
-    "In a sweep's point, end this kernel with papermill, its parent: a killed sweep leaves no run training on in its folder."
+    """In a sweep's point, end this kernel with papermill, its parent: a killed sweep leaves no run training on in its
+    folder."""
     if os.environ.get('KT_NB_SWEEP') and sys.platform == 'linux': _die_with_parent()
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #c8ba4468
@@ -235,8 +244,8 @@ def _claim(out: Path, identity: dict, overwrite: bool) -> str:
     "The sweep folder claimed; one written before sweeps named their task's hooks is refused with the way to rerun it."
     before = json.loads((out/'run.json').read_text()) if (out/'run.json').exists() else {}
     if 'notebook' in before and not overwrite:
-        raise FolderInUse(f"{out} holds a sweep of an earlier kt_nb (one notebook per task): rerun it into another folder, "
-                          "or with --overwrite to move the old one aside")
+        raise FolderInUse(f"{out} holds a sweep of an earlier kt_nb (one notebook per task): "
+                          "rerun it into another folder, or with --overwrite to move the old one aside")
     return claim_folder(out, identity, grows=('points',), overwrite=overwrite)
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #d874fb46
@@ -284,7 +293,8 @@ def sweep(
                 bar.update()
                 if log: log(f"point {finished}/{len(todo)} {futures[future]}: {status}; "
                             f"about {(time.time() - started) / finished * (len(todo) - finished):.0f} s left")
-    except KeyboardInterrupt:   # Ctrl-C or SIGTERM: no queued point starts, running ones end, the table keeps what finished
+    # Ctrl-C or SIGTERM: no queued point starts, running ones end, the table keeps what finished
+    except KeyboardInterrupt:
         _log(out, event='interrupted')
         pool.shutdown(wait=True, cancel_futures=True)
         aggregate(out)
@@ -297,7 +307,8 @@ def sweep(
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #03652a8c
 def _gathered(out: Path, points: list[dict]) -> pd.DataFrame:
-    "Every finished point's rows, each with its point, setting and per-sample file below `out`; each start and control once."
+    """Every finished point's rows, each with its point, setting and per-sample file below `out`; each start and
+    control once."""
     rows = []
     for p in points:
         if point_status(out/p['name']) != 'done': continue
@@ -309,12 +320,14 @@ def _gathered(out: Path, points: list[dict]) -> pd.DataFrame:
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #2e8acaf3
 def aggregate(out: str | Path) -> pd.DataFrame:
-    "One row per point of the sweep in `out` (`results.csv`, `results.parquet`); the paired summary of all finished ones (`summary.json`)."
+    """One row per point of the sweep in `out` (`results.csv`, `results.parquet`); the paired summary of all finished
+    ones (`summary.json`)."""
     out = Path(out)
     points = json.loads((out/'points.json').read_text())
     table = pd.DataFrame([{'point': p['name'], 'status': point_status(out/p['name']), 'setting': p['setting'],
                            'arm': ' '.join(filter(None, [p['arm'], p['variant']])), 'seed': p['seed']} for p in points])
-    table['error'] = [(out/p/'error.txt').read_text().strip() if s == 'failed' else None for p, s in zip(table.point, table.status)]
+    failed = table.status == 'failed'
+    table['error'] = [(out/p/'error.txt').read_text().strip() if f else None for p, f in zip(table.point, failed)]
     table['wall_time_s'] = [json.loads((out/p/'metrics.json').read_text()).get('wall_time_s') if s == 'done' else None
                             for p, s in zip(table.point, table.status)]
     atomic_write(out/'results.csv', lambda p: table.to_csv(p, index=False))
@@ -322,7 +335,8 @@ def aggregate(out: str | Path) -> pd.DataFrame:
     if (table.status == 'done').any():
         hooks = load_hooks(yaml.safe_load((out/'sweep.yaml').read_text())['hooks'])
         runs = paired_counts(_gathered(out, points), out, pair_on=('setting', 'model', 'seed'))
-        summary = summarize(runs, hooks.metric, ('setting', 'group', 'model', 'method'), ('setting', 'model', 'seed'), hooks.spreads)
+        summary = summarize(runs, hooks.metric, by=('setting', 'group', 'model', 'method'),
+                            pair_on=('setting', 'model', 'seed'), spreads=hooks.spreads)
         if (summary.index.get_level_values('setting') == '').all(): summary = summary.droplevel('setting')
         results = {'metric': hooks.metric, 'scale': hooks.scale, 'digits': hooks.digits, 'points': len(table),
                    'done': int((table.status == 'done').sum()), 'summary': summary.reset_index().to_dict('records'),
@@ -334,7 +348,8 @@ def aggregate(out: str | Path) -> pd.DataFrame:
 def load_results(out: str | Path) -> dict:
     "A sweep folder's paired summary (`summary.json`), as `evidence.arm_table` and `evidence.claims` read it."
     path = Path(out)/'summary.json'
-    if not path.exists(): raise FileNotFoundError(f"{path.parent} has no summary.json: run the sweep (no point has finished yet?)")
+    if not path.exists():
+        raise FileNotFoundError(f"{path.parent} has no summary.json: run the sweep (no point has finished yet?)")
     return json.loads(path.read_text())
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #edcd1c10

@@ -44,7 +44,8 @@ def conv2d_block(cin: int, cout: int) -> nn.Sequential:
 
 # %% ../../nbs/10c_saliency_experiment.ipynb #7b348a43
 class Conv3dFusion(nn.Module):
-    "As ViNet's decoder: features stay `(B, C, T, h, w)`, 3-d convolutions mix time and space at every scale, a last one collapses time."
+    """As ViNet's decoder: features stay `(B, C, T, h, w)`, 3-d convolutions mix time and space at every scale, a last
+    one collapses time."""
     def __init__(self, channels: list[int], width: int, clip_length: int):
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv3d(c, width, 1) for c in channels)
@@ -62,7 +63,8 @@ class Conv3dFusion(nn.Module):
 
 # %% ../../nbs/10c_saliency_experiment.ipynb #7c027712
 class TemporalAttention(nn.Module):
-    "At every position, the last frame's features attend over the same position in all T frames (with a learned time embedding)."
+    """At every position, the last frame's features attend over the same position in all T frames (with a learned time
+    embedding)."""
     def __init__(self, channels: int, clip_length: int, heads: int = 4):
         super().__init__()
         self.time = nn.Parameter(torch.zeros(clip_length, channels))
@@ -79,7 +81,8 @@ class TemporalAttention(nn.Module):
 
 # %% ../../nbs/10c_saliency_experiment.ipynb #7ab9304e
 class AttentionFusion(nn.Module):
-    "Temporal attention at every scale, then a 2-d top-down decoder; `clip_length=1` is the single-frame control (no attention)."
+    """Temporal attention at every scale, then a 2-d top-down decoder; `clip_length=1` is the single-frame control (no
+    attention)."""
     def __init__(self, channels: list[int], width: int, clip_length: int):
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
@@ -108,7 +111,8 @@ class VideoSaliencyNet(nn.Module):
         self.fusion = (Conv3dFusion(channels, width, clip_length) if temporal == 'conv3d' else
                        AttentionFusion(channels, width, clip_length if temporal == 'attention' else 1))
         self.head = nn.Conv2d(width, 1, 3, padding=1)
-        self.pretrained_cfg = dict(getattr(encoder, 'pretrained_cfg', None) or {})   # preprocessing, as timm models carry it
+        # preprocessing, as timm models carry it
+        self.pretrained_cfg = dict(getattr(encoder, 'pretrained_cfg', None) or {})
 
     def forward(self, clip: Tensor) -> Tensor:   # (B, T, 3, H, W) -> (B, h, w)
         if clip.ndim != 5 or clip.shape[1] != self.clip_length:
@@ -183,7 +187,8 @@ def evaluate_saliency(
     return pd.DataFrame(rows)
 
 # %% ../../nbs/10c_saliency_experiment.ipynb #c2af6819
-def clip_teachers(participants: list[Participant], clips: Tensor, target: Tensor) -> Tensor:   # (B,) teaching participant
+# (B,) teaching participant
+def clip_teachers(participants: list[Participant], clips: Tensor, target: Tensor) -> Tensor:
     "Who teaches each clip now, by the paper's rule (models in eval mode)."
     return pick_teacher(task_loss_rule(list(predict_logits(participants, clips).values()), target, Saliency()))
 
@@ -220,8 +225,9 @@ class VideoConfig(TwoStageConfig):
         return self
 
 # %% ../../nbs/10c_saliency_experiment.ipynb #29149aa5
-STAGE1_VIDEO_SETTINGS = ('n_train_videos', 'frames_per_video', 'clip_length', 'size', 'img_size', 'batch_size', 'stage1_epochs',
-                         'stage1_lr', 'data_seed')   # what decides stage 1's weights
+# what decides stage 1's weights
+STAGE1_VIDEO_SETTINGS = ('n_train_videos', 'frames_per_video', 'clip_length', 'size', 'img_size', 'batch_size',
+                         'stage1_epochs', 'stage1_lr', 'data_seed')
 
 class SaliencyExperiment(ExperimentHooks):
     "Video saliency prediction on synthetic clips where only motion tells what is salient."
@@ -232,14 +238,16 @@ class SaliencyExperiment(ExperimentHooks):
                                 clip_length=cfg.clip_length, size=cfg.size, seed=cfg.data_seed)
     def task(self, data): return Saliency()
     def stage1_settings(self, cfg): return {'task': 'saliency', **{k: getattr(cfg, k) for k in STAGE1_VIDEO_SETTINGS}}
-    def stage1_specs(self, cfg): return [*cfg.models, cfg.twin()]   # the twin: measured at the start, never trained in stage 2
+    # the twin: measured at the start, never trained in stage 2
+    def stage1_specs(self, cfg): return [*cfg.models, cfg.twin()]
 
     def participant(self, cfg, data, spec, weights=None):
         name, temporal = parse_spec(spec, TEMPORAL, 'temporal fusion')
         return saliency_participant(name, temporal, cfg.clip_length, weights=weights, img_size=cfg.img_size)
 
     def evaluate(self, cfg, data, participants):
-        means = evaluate_saliency(participants, data['test']).groupby('model', sort=False)[list(SALIENCY_METRICS)].mean()
+        scores = evaluate_saliency(participants, data['test'])
+        means = scores.groupby('model', sort=False)[list(SALIENCY_METRICS)].mean()
         return [{'model': name, **means.loc[name].to_dict()} for name in means.index], None
 
 # %% ../../nbs/10c_saliency_experiment.ipynb #db938201
@@ -247,11 +255,14 @@ saliency_experiment = SaliencyExperiment()
 
 # %% ../../nbs/10c_saliency_experiment.ipynb #a3c2517b
 def temporal_table(results: dict) -> pd.DataFrame:
-    "Stage 1: each model alone, the single-frame twin of the first last (the proof that the model uses time); mean ± sd over seeds."
+    """Stage 1: each model alone, the single-frame twin of the first last (the proof that the model uses time); mean ±
+    sd over seeds."""
     runs = pd.DataFrame(results['runs'])
-    alone = runs[runs.method.isin(['start', 'alone'])].groupby('model', sort=False)[list(SALIENCY_METRICS)]   # 'alone': older results
+    # 'alone': older results
+    alone = runs[runs.method.isin(['start', 'alone'])].groupby('model', sort=False)[list(SALIENCY_METRICS)]
     mean, sd = alone.mean(), alone.std()
-    return pd.DataFrame({k: [mean_sd(m, s, scale=1, digits=3) for m, s in zip(mean[k], sd[k])] for k in SALIENCY_METRICS}, index=mean.index)
+    shown = {k: [mean_sd(m, s, scale=1, digits=3) for m, s in zip(mean[k], sd[k])] for k in SALIENCY_METRICS}
+    return pd.DataFrame(shown, index=mean.index)
 
 # %% ../../nbs/10c_saliency_experiment.ipynb #b5555e43
 def saliency_panel(
@@ -259,7 +270,8 @@ def saliency_panel(
     ledger: pd.DataFrame | None = None,   # a transfer run's ledger (`RoleLedger.to_frame()`), rows by clip index
     scale: float = 4,
 ) -> tuple[Image.Image, str]:             # the picture and a line on who teaches
-    "One clip: frames, ground truth, every participant's map (numbered, with its CC); who teaches it now and in each epoch of the ledger."
+    """One clip: frames, ground truth, every participant's map (numbered, with its CC); who teaches it now and in each
+    epoch of the ledger."""
     clip, target, _ = data[[i]]
     maps = predict_maps(participants, clip, target.shape[-2:])
     image = show_clip(data, i, scale, maps={f"{k} CC {float(cc(m[0], target[0, 0])):.2f}": m[0] for k, m in enumerate(maps.values())})

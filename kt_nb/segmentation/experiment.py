@@ -103,7 +103,8 @@ class SegConfig(TwoStageConfig):
     QUICK: ClassVar[dict] = dict(seeds=1, n_train=64, n_test=32, size=32, stage1_epochs=1, epochs=1)
 
 # %% ../../nbs/09c_segmentation_experiment.ipynb #5d3978c2
-STAGE1_SEG_SETTINGS = ('n_train', 'size', 'batch_size', 'stage1_epochs', 'stage1_lr', 'data_seed')   # what decides stage 1's weights
+# what decides stage 1's weights
+STAGE1_SEG_SETTINGS = ('n_train', 'size', 'batch_size', 'stage1_epochs', 'stage1_lr', 'data_seed')
 SEG_METRICS = ('miou', 'pixel_acc', 'mean_acc', 'fw_iou')
 
 # %% ../../nbs/09c_segmentation_experiment.ipynb #bde9a8fa
