@@ -35,7 +35,7 @@ def main(task: str, out: str):
         loss = step(self, x, y, idx, epoch, global_step)
         folder = self.out.name if self.out else 'stage1'
         print(f"{folder} step {global_step} of {self.epochs * self.steps_per_epoch}", flush=True)
-        time.sleep(0.05)   # slow enough for the test to kill it where it wants
+        time.sleep(0.02)   # slow enough for the test to kill it where it wants
         return loss
     JointLearner.train_step = announced_step
     hooks, cfg = experiment(task)
