@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION_DEB := /usr/share/datasets/fashion-mnist
 
-.PHONY: install data chromium demo sweep test test-slow sync check-sync readme clean
+.PHONY: install data chromium demo sweep docs test test-slow sync check-sync readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -52,17 +52,23 @@ demo: install data
 sweep: install data
 	$(BIN)/kt-nb sweep sweeps/embedded_default.yaml --workers 2 --report
 
+# The documentation site from the notebooks' stored outputs, offline: _site/html/index.html.
+docs: install
+	$(BIN)/python docs/build.py
+
 # Notebooks are the source: clean them, export them, and fail if either changed a file.
 check-sync: install
-	@before=$$(cat nbs/*.ipynb kt_nb/notebooks/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
-	$(BIN)/nbdev-clean && $(BIN)/nbdev-clean --fname index.ipynb && $(BIN)/nbdev-clean --fname 'kt_nb/notebooks/*.ipynb' && $(BIN)/nbdev-export; \
-	after=$$(cat nbs/*.ipynb kt_nb/notebooks/*.ipynb index.ipynb kt_nb/*.py | sha1sum); \
+	@before=$$(cat nbs/*.ipynb kt_nb/notebooks/*.ipynb docs/*/*.ipynb index.ipynb $$(find kt_nb -name "*.py" | sort) | sha1sum); \
+	$(BIN)/nbdev-clean && $(BIN)/nbdev-clean --fname index.ipynb && $(BIN)/nbdev-clean --fname 'kt_nb/notebooks/*.ipynb' \
+		&& $(BIN)/nbdev-clean --fname 'docs/*/*.ipynb' && $(BIN)/nbdev-export; \
+	after=$$(cat nbs/*.ipynb kt_nb/notebooks/*.ipynb docs/*/*.ipynb index.ipynb $$(find kt_nb -name "*.py" | sort) | sha1sum); \
 	if [ "$$before" != "$$after" ]; then echo "notebooks were not clean or kt_nb/ was out of sync with them: fixed now, review and commit"; exit 1; fi
 
 readme: install
 	$(BIN)/jupyter nbconvert --log-level=ERROR --to markdown --TagRemovePreprocessor.enabled=True \
 		--TagRemovePreprocessor.remove_all_outputs_tags='{"hide_output_in_readme"}' \
-		--RegexRemovePreprocessor.patterns='["#\\| hide"]' --output README index.ipynb
+		--RegexRemovePreprocessor.patterns='["#\\| hide"]' --output README index.ipynb \
+		--NbConvertBase.display_data_priority='["text/markdown","image/png","text/plain"]'
 
 test: install data chromium check-sync
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider --junitxml=.test-results.xml tests; \
@@ -72,4 +78,4 @@ test-slow: install data
 	KT_NB_FLAGS="slow" $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider tests/test_notebooks.py
 
 clean:
-	rm -rf runs .test-results.xml test-artifacts
+	rm -rf runs .test-results.xml test-artifacts _site

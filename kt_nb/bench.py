@@ -274,17 +274,14 @@ def decode_rates(
     n: int = 200,         # files timed
     draft: int = 112,     # PIL's draft mode asked for images of at least this size
 ) -> pd.Series:
-    "JPEG decodes per second on one core: PIL, PIL in draft mode (downscaled while decoding), torchvision's `decode_jpeg`."
-    from torchvision.io import decode_jpeg
+    "JPEG decodes per second on one core: PIL, and PIL in draft mode (downscaled while decoding)."
     from PIL import Image
     files = sorted(Path(folder).rglob('*.jpg'))[:n]
-    blobs = [bytearray(f.read_bytes()) for f in files]
     def drafted(f):
         with Image.open(f) as image:
             image.draft('RGB', (draft, draft)); image.load()
     ways = {'PIL (read_image)': lambda: [read_image(f) for f in files],
-            f'PIL draft to >= {draft} px': lambda: [drafted(f) for f in files],
-            'torchvision decode_jpeg': lambda: [decode_jpeg(torch.frombuffer(b, dtype=torch.uint8)) for b in blobs]}
+            f'PIL draft to >= {draft} px': lambda: [drafted(f) for f in files]}
     rates = {}
     for name, decode in ways.items():
         decode()   # warm

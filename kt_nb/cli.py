@@ -4,15 +4,15 @@
 
 # %% ../nbs/13_cli.ipynb #f261ea7d
 from __future__ import annotations
-import argparse, os, signal, sys, threading, time
+import argparse, os, shutil, signal, sys, textwrap, threading, time
 from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
 
 # %% auto #0
-__all__ = ['add_settings', 'build_parser', 'main', 'settings_table', 'demo_config', 'demo_command', 'sweep_command',
-           'bench_command', 'bench_loader_command']
+__all__ = ['WIDTH', 'add_settings', 'wrapped', 'say', 'build_parser', 'main', 'settings_table', 'print_claims', 'demo_config',
+           'demo_command', 'point_lines', 'sweep_command', 'bench_command', 'bench_loader_command']
 
 # %% ../nbs/13_cli.ipynb #a521027f
 def _value(text: str):
@@ -45,6 +45,29 @@ def add_settings(parser: argparse.ArgumentParser, config, aliases: dict[str, lis
         parser.add_argument(f"--{f.name.replace('_', '-')}", *(aliases or {}).get(f.name, []), dest=f.name,
                             default=None, type=str if many else _value, nargs='+' if many else None,
                             action=_checked(f.metadata['check']), metavar=f.name.upper(), help=f"{f.metadata['doc']} ({hint})")
+
+# %% ../nbs/13_cli.ipynb #ff95a91b
+WIDTH = 120   # the most columns a line that kt-nb prints takes
+
+def wrapped(text: str, first: str = '', hang: str = '    ', width: int = WIDTH) -> str:
+    "`text` in lines of at most `width` columns, the first led by `first`, the others by `hang`; its line breaks kept."
+    wrap = lambda line: textwrap.fill(line, width, initial_indent=first, subsequent_indent=hang, break_on_hyphens=False)
+    return '\n'.join(wrap(line) for line in text.split('\n'))
+
+def say(text: str, file=None, **kw):
+    "Print `text` `wrapped` (to stdout unless `file`)."
+    print(wrapped(text, **kw), file=file or sys.stdout)
+
+# %% ../nbs/13_cli.ipynb #c3620d74
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    "argparse's help formatter, at most `WIDTH` columns wide (argparse's own takes the whole terminal)."
+    return argparse.HelpFormatter(prog, width=min(WIDTH, shutil.get_terminal_size().columns) - 2)
+
+class _Parser(argparse.ArgumentParser):
+    "An argument parser whose usage errors are `wrapped` (argparse prints them in one line, however long)."
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, wrapped(f"{self.prog}: error: {message}") + '\n')
 
 # %% ../nbs/13_cli.ipynb #5db39051
 def _positive(text: str) -> int:
@@ -111,20 +134,24 @@ def _bench_parsers(add):
 # %% ../nbs/13_cli.ipynb #949bfa2f
 def build_parser() -> argparse.ArgumentParser:
     "`kt-nb` and its commands."
-    parser = argparse.ArgumentParser(prog='kt-nb', description='Knowledge transfer between pretrained models.')
+    parser = _Parser(prog='kt-nb', description='Knowledge transfer between pretrained models.',
+                     formatter_class=_formatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('--debug', action='store_true', help='on an error, the whole traceback (also KT_NB_DEBUG=1)')
-    sub = parser.add_subparsers(dest='command', required=True)
-    add = lambda name, **kw: sub.add_parser(name, parents=[common], **kw)
+    sub = parser.add_subparsers(dest='command', required=True)   # its parsers are `_Parser`s too
+    add = lambda name, **kw: sub.add_parser(name, parents=[common], formatter_class=_formatter, **kw)
     _demo_parser(add); _sweep_parser(add); _bench_parsers(add)
     return parser
 
 # %% ../nbs/13_cli.ipynb #a6de0e05
 def _log_lines():
-    """Off a terminal (a log file, CI, a job scheduler), one plain line per stage, arm or point on stderr; on one, the
-    progress bars."""
+    """Off a terminal (a log file, CI, a job scheduler), one plain line per stage, arm or point on stderr (wrapped under
+    its time where longer than `WIDTH`); on one, the progress bars."""
     if sys.stderr.isatty(): return None
-    return lambda line: print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+    def log(line: str):
+        stamp = f"[{time.strftime('%H:%M:%S')}] "
+        print(wrapped(line, first=stamp, hang=' ' * len(stamp)), file=sys.stderr, flush=True)
+    return log
 
 # %% ../nbs/13_cli.ipynb #7d9254c8
 def _interrupt(signum, frame): raise KeyboardInterrupt   # SIGTERM (a scheduler's stop) ends a run as Ctrl-C does
@@ -138,8 +165,8 @@ def _one_line(error: Exception) -> str:
 
 # %% ../nbs/13_cli.ipynb #626f0319
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `kt-nb` console script: a user error ends in one line (exit 1; 2 for bad arguments), an
-    interrupt in 130."""
+    """Entry point of the `kt-nb` console script: a user error ends in one message, no traceback (exit 1; 2 for bad
+    arguments), an interrupt in 130."""
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get('KT_NB_DEBUG', '') not in ('', '0')
     handles = threading.current_thread() is threading.main_thread()   # signals can be caught there only
@@ -147,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     try: return {'demo': demo_command, 'sweep': sweep_command, 'bench': bench_command,
                 'bench-loader': bench_loader_command}[args.command](args)
     except KeyboardInterrupt:
-        print(f"kt-nb {args.command}: interrupted; what finished is kept: the same command continues", file=sys.stderr)
+        say(f"kt-nb {args.command}: interrupted; what finished is kept: the same command continues", file=sys.stderr)
         return 130
     except Exception as e:
         if debug: raise
-        print(f"kt-nb {args.command}: error: {_one_line(e)} (--debug shows where)", file=sys.stderr)
+        say(f"kt-nb {args.command}: error: {_one_line(e)} (--debug shows where)", file=sys.stderr)
         return 1
     finally:
         if handles: signal.signal(signal.SIGTERM, previous)
@@ -161,6 +188,13 @@ def settings_table(config) -> pd.DataFrame:
     "Every setting of a config dataclass: its default and its line of help."
     return pd.DataFrame([{'setting': f.name, 'default': getattr(config(), f.name), 'meaning': f.metadata['doc']}
                          for f in fields(config) if 'doc' in f.metadata]).set_index('setting')
+
+# %% ../nbs/13_cli.ipynb #32ebc10a
+def print_claims(results: dict):
+    "Each arm against its control (`evidence.claims`), a sentence each, wrapped to `WIDTH` under a heading."
+    from kt_nb.experiment.evidence import claims
+    sentences = claims(results)
+    if sentences: print("\nEach arm against its control:", *(wrapped(s, first='  ') for s in sentences), sep='\n')
 
 # %% ../nbs/13_cli.ipynb #bec83613
 def demo_config(args):
@@ -183,54 +217,68 @@ def demo_config(args):
 def demo_command(args) -> int:
     from kt_nb.classification.experiment import DemoConfig, classification_experiment
     from kt_nb.experiment.runner import run_experiment
-    from kt_nb.experiment.evidence import arm_table, claims
+    from kt_nb.experiment.evidence import compact_text
     if args.list_settings:
-        for name, row in settings_table(DemoConfig).iterrows(): print(f"{name:<15} {row.meaning} (default: {row.default})")
+        for name, row in settings_table(DemoConfig).iterrows():
+            say(f"{name:<15} {row.meaning} (default: {row.default})", hang=' ' * 16)
         return 0
     cfg = demo_config(args)
     results = run_experiment(classification_experiment, cfg, args.out, progress=sys.stderr.isatty(), log=_log_lines(),
                              overwrite=args.overwrite)
-    for note in results['notes']: print(f"note: {note}")
-    print(f"data: {results['data']} {results['sizes']}, {cfg.seeds} seed(s), {cfg.img_size} px, "
-          f"stage 1 {cfg.stage1_epochs} epochs, stage 2 {cfg.epochs} epochs, teacher {'detached' if cfg.detach_teacher else 'not detached'}")
-    with pd.option_context('display.width', 250, 'display.max_columns', 30, 'display.max_colwidth', 60):
-        print("\nTest accuracy (%), mean ± sd over seeds; differences to the control in points, paired by seed:")
-        print(arm_table(results).to_string())
-        print("\nComplementary knowledge at the start (% of test samples the row model gets right and the column model wrong):")
-        print((pd.DataFrame(results['complementary_knowledge']) * 100).round(1).to_string())
-    if claims(results): print("\nEach arm against its control:", *claims(results), sep='\n  ')
-    print(f"\nwall time {results['wall_time_s']:.0f} s; results in {args.out / 'metrics.json'}")
+    for note in results['notes']: say(f"note: {note}")
+    say(f"data: {results['data']}, {results['sizes']} images at {cfg.img_size} px")
+    say(f"{cfg.seeds} seed(s); epochs: {cfg.stage1_epochs} in stage 1, {cfg.epochs} in stage 2; "
+        f"teacher {'detached' if cfg.detach_teacher else 'not detached'}")
+    say("\nTest accuracy (%), mean ± sd over seeds; differences to the control in points, paired by seed:")
+    print(compact_text(results, WIDTH))
+    say("\nComplementary knowledge at the start "
+        "(% of test samples the row model gets right and the column model wrong):")
+    print((pd.DataFrame(results['complementary_knowledge']) * 100).round(1).to_string(line_width=WIDTH))
+    print_claims(results)
+    say(f"\nwall time {results['wall_time_s']:.0f} s; results in {args.out / 'metrics.json'}")
+    say(f"every column of the table: {args.out / 'arms.csv'}")
     return 0
+
+# %% ../nbs/13_cli.ipynb #490a1f31
+def point_lines(points: list[dict]) -> list[str]:
+    "A sweep's points (`sweeps.expand`) by setting: a heading per setting, a line per point: its arm, seed and folder."
+    arms = [' '.join(filter(None, [p['arm'], p['variant']])) for p in points]
+    width = max(map(len, arms))
+    lines, setting = [], None
+    for p, arm in zip(points, arms):
+        if p['setting'] != setting or not lines: lines.append(wrapped(p['setting'] or 'the base settings'))
+        setting = p['setting']
+        seed = 'all seeds' if p['seed'] is None else f"seed {p['seed']}"
+        lines.append(wrapped(f"{arm:<{width}}  {seed:<9}  {p['name']}", first='  ', hang='      '))
+    return lines
 
 # %% ../nbs/13_cli.ipynb #9833ef65
 def sweep_command(args) -> int:
     from kt_nb.experiment.sweeps import sweep, run_report, load_spec, load_results, expand
-    from kt_nb.experiment.evidence import arm_table, claims
+    from kt_nb.experiment.evidence import compact_text
     started, spec = time.time(), load_spec(args.spec)
     out = (args.out or spec.get('out') or Path('runs')/'sweeps'/args.spec.stem).resolve()
     if args.data: spec['base'] = {**spec.get('base', {}), 'dataset': str(Path(args.data).resolve()) if Path(args.data).exists() else args.data}
     if args.dry_run:
         points = expand(spec)
         data = {p['params']['settings'].get('dataset') for p in points} - {None}
-        print(f"{len(points)} points of {spec['hooks']} into {out}" + (f", data {', '.join(map(str, data))}" if data else '') + ':')
-        rows = [{'point': p['name'], 'setting': p['setting'], 'arm': ' '.join(filter(None, [p['arm'], p['variant']])),
-                 'seed': p['seed']} for p in points]
-        print(pd.DataFrame(rows).to_string(index=False))
+        data = f", data {', '.join(map(str, data))}" if data else ''
+        say(f"{len(points)} points of {spec['hooks']} into {out}{data}:")
+        print(*point_lines(points), sep='\n')
         return 0
     table = sweep(spec, out, workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout, log=_log_lines(),
                   overwrite=args.overwrite)
     done, failed = table[table.status == 'done'], table[table.status != 'done']
     if len(done):
         results = load_results(out)
-        with pd.option_context('display.width', 250, 'display.max_columns', 30, 'display.max_colwidth', 60):
-            print(f"{results['metric']}, mean ± sd over seeds; "
-                  "differences to the control of the same setting and seed, paired:")
-            print(arm_table(results).to_string())
-        if claims(results): print("\nEach arm against its control:", *claims(results), sep='\n  ')
-    for point, error in zip(failed.point, failed.error): print(f"failed: {point}: {error}", file=sys.stderr)
-    if args.report: print(f"report: {run_report(out)}" if len(done) else "report: not written, no point finished")
-    print(f"{len(done)} of {len(table)} points done, {len(failed)} failed; wall time {time.time() - started:.0f} s; "
-          f"tables in {out/'results.csv'} and {out/'summary.json'}")
+        say(f"{results['metric']}, mean ± sd over seeds; "
+            "differences to the control of the same setting and seed, paired:")
+        print(compact_text(results, WIDTH))
+        print_claims(results)
+    for point, error in zip(failed.point, failed.error): say(f"failed: {point}: {error}", file=sys.stderr)
+    if args.report: say(f"report: {run_report(out)}" if len(done) else "report: not written, no point finished")
+    say(f"{len(done)} of {len(table)} points done, {len(failed)} failed; wall time {time.time() - started:.0f} s")
+    say(f"tables in {out}: results.csv" + (", summary.json, arms.csv (every column)" if len(done) else ''))
     return 1 if len(failed) else 0
 
 # %% ../nbs/13_cli.ipynb #fe0f2b0e

@@ -1,15 +1,40 @@
 "The `kt-nb` console script as a user runs it."
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 KT_NB = Path(sys.executable).parent / 'kt-nb'
+
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTH = 120   # the most columns a line kt-nb prints may take
 
 
 def run(*args, **kw):
     return subprocess.run([str(KT_NB), *args], capture_output=True, text=True, timeout=600, **kw)
+
+
+def flat(text: str) -> str:
+    "`text` with its line breaks and indents as single spaces: what a wrapped message says."
+    return ' '.join(text.split())
+
+
+def one_message(stderr: str) -> str:
+    "An error as kt-nb prints it: one message, no traceback, wrapped within WIDTH under its first line; returned flat."
+    lines = stderr.rstrip('\n').split('\n')
+    assert lines[0].startswith('kt-nb ') and 'Traceback' not in stderr, stderr
+    assert all(len(l) <= WIDTH for l in lines) and all(l.startswith('    ') for l in lines[1:]), stderr
+    return flat(stderr)
+
+
+def longest(*outputs: str) -> int:
+    return max(len(line) for text in outputs for line in text.splitlines())
 
 
 def test_demo_quick_writes_metrics(tmp_path):
@@ -24,34 +49,42 @@ def test_demo_quick_writes_metrics(tmp_path):
     # a real training run: the fine-tuned models are well above chance (10 %) on the test split
     assert all(acc > 0.3 for acc in starts.values()), starts
     assert '− control' in result.stdout and 'vs control' in result.stdout and 'wall time' in result.stdout
+    # everything it prints fits 120 columns; the table with every column is beside metrics.json, and it says where
+    assert longest(result.stdout, result.stderr) <= WIDTH, (result.stdout, result.stderr)
+    arms = pd.read_csv(tmp_path / 'd' / 'arms.csv')
+    assert list(arms.columns) == ['group', 'model', 'method', 'start', 'acc', '− control', '95 %', 'vs control',
+                                  'taught', 'seeds']
+    assert len(arms) == 6 and f"every column of the table: {tmp_path / 'd' / 'arms.csv'}" in result.stdout
     assert (tmp_path / 'd' / metrics['stage1']['tf_efficientnet_lite0']).is_file()   # kept below d/stage1, per setting
     assert metrics['stage1']['tf_efficientnet_lite0'].startswith('stage1/')
-    assert 'start of seed 0: 2 models' in result.stderr and 'arm 3/3: seed 0 ' in result.stderr   # progress, off a terminal
+    assert 'start of seed 0: 2 models' in result.stderr and 'arm 3/3 in ' in result.stderr   # progress, off a terminal
     # the same folder with other settings: refused before any work, and no byte of the first run changes
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / 'd').rglob('*') if p.is_file()}
     again = run('demo', '--quick', '--data', 'digits', '--out', str(tmp_path / 'd'))
-    assert again.returncode == 1 and 'holds another run' in again.stderr and "'dataset': ('fashion_mnist', 'digits')" in again.stderr, again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1, again.stderr   # one line, no traceback
+    assert again.returncode == 1, again.stderr
+    said = one_message(again.stderr)
+    assert 'holds another run' in said and "'dataset': ('fashion_mnist', 'digits')" in said, said
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / 'd').rglob('*') if p.is_file()} == before
 
 
 def test_bad_arguments_fail_before_work(tmp_path):
     result = run('demo', '--groups', 'resnet10t', '--out', str(tmp_path / 'x'))
-    assert result.returncode == 2 and 'needs 2 or more models' in result.stderr
+    assert result.returncode == 2 and 'needs 2 or more models' in flat(result.stderr)
     assert not (tmp_path / 'x').exists()
 
 
 def test_repeated_groups_are_refused_before_work(tmp_path):
     for groups in (['resnet10t:scratch+test_vit:scratch'] * 2, ['resnet10t:scratch+resnet10t:scratch']):
         result = run('demo', '--quick', '--groups', *groups, '--out', str(tmp_path / 'z'))
-        assert result.returncode == 2 and ('repeats group(s)' in result.stderr or 'names each model once' in result.stderr), result.stderr
+        said = flat(result.stderr)
+        assert result.returncode == 2 and ('repeats group(s)' in said or 'names each model once' in said), result.stderr
         assert not (tmp_path / 'z').exists()
 
 
 def test_unknown_model_is_named(tmp_path):
     result = run('demo', '--quick', '--groups', 'resnet10t:scratch+efficientnet_b99', '--out', str(tmp_path / 'y'))
     assert result.returncode != 0
-    assert "timm has no model 'efficientnet_b99'" in result.stderr
+    assert "timm has no model 'efficientnet_b99'" in flat(result.stderr)
 
 
 def test_readme_is_rendered_from_index(tmp_path):
@@ -60,6 +93,7 @@ def test_readme_is_rendered_from_index(tmp_path):
                     '--TagRemovePreprocessor.enabled=True',
                     '--TagRemovePreprocessor.remove_all_outputs_tags={"hide_output_in_readme"}',
                     '--RegexRemovePreprocessor.patterns=["#\\\\| hide"]',   # hidden cells (tests) stay off the page
+                    '--NbConvertBase.display_data_priority=["text/markdown","image/png","text/plain"]',   # text tables
                     '--output-dir', str(tmp_path), '--output', 'README', str(root / 'index.ipynb')], check=True)
     assert (tmp_path / 'README.md').read_text() == (root / 'README.md').read_text(), "README.md is stale: run `make readme`"
 
@@ -77,13 +111,14 @@ def test_bench_prints_its_table_and_writes_json(tmp_path):
 
 def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
     plain = run('demo', '--quick', '--data', str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'a'))
-    assert plain.returncode == 1 and plain.stderr.strip().count('\n') == 0, plain.stderr
-    assert 'no data set' in plain.stderr and '--debug shows where' in plain.stderr
+    assert plain.returncode == 1, plain.stderr
+    said = one_message(plain.stderr)
+    assert 'no data set' in said and '--debug shows where' in said
     assert not (tmp_path / 'a').exists()   # a run that cannot start claims no folder
     debug = run('demo', '--quick', '--debug', '--data', str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'a'))
     assert debug.returncode == 1 and 'Traceback' in debug.stderr and 'FileNotFoundError' in debug.stderr
     usage = run('demo', '--seeds', '0')
-    assert usage.returncode == 2 and '--seeds: must be >= 1, got 0' in usage.stderr   # bad arguments: exit 2
+    assert usage.returncode == 2 and '--seeds: must be >= 1, got 0' in flat(usage.stderr)   # bad arguments: exit 2
 
 
 def test_bench_and_device_mistakes_are_refused_before_work(tmp_path):
@@ -98,10 +133,11 @@ def test_bench_and_device_mistakes_are_refused_before_work(tmp_path):
     import torch
     for args, message in cases[:3] + ([] if torch.cuda.is_available() else cases[3:]):
         result = run(*args)
-        assert result.returncode == 1 and message in result.stderr and result.stderr.count('\n') == 1, (args, result.stderr)
+        assert result.returncode == 1 and message in one_message(result.stderr), (args, result.stderr)
     if not torch.cuda.is_available():   # a setting's check runs as the option is read: a usage error, exit 2
         result = run('demo', '--quick', '--device', 'cuda', '--out', str(tmp_path / 'd'))
-        assert result.returncode == 2 and "--device: device 'cuda' asked but no GPU is visible here" in result.stderr, result.stderr
+        said = flat(result.stderr)
+        assert result.returncode == 2 and "--device: device 'cuda' asked but no GPU is visible here" in said, said
     assert notes.read_text() == 'my notes' and sorted(p.name for p in tmp_path.iterdir()) == ['notes.txt']
 
 
@@ -111,7 +147,7 @@ def test_spec_and_folder_mistakes_are_one_line(tmp_path):
     (tmp_path / 'list.yaml').write_text('- 1\n- 2\n')
     (tmp_path / 'specs').mkdir()
     (tmp_path / 'afile').write_text('mine')
-    tiny = str(Path(__file__).resolve().parents[1] / 'sweeps' / 'tiny.yaml')
+    tiny = str(ROOT / 'sweeps' / 'tiny.yaml')
     cases = [(['sweep', str(tmp_path / 'broken.yaml')], 'broken.yaml is not valid YAML: while parsing a flow mapping'),
              (['sweep', str(tmp_path / 'list.yaml')], 'list.yaml holds a list; a spec is a mapping'),
              (['sweep', str(tmp_path / 'specs')], 'specs is a folder: name a .yaml file'),
@@ -119,6 +155,28 @@ def test_spec_and_folder_mistakes_are_one_line(tmp_path):
              (['demo', '--quick', '--out', str(tmp_path / 'afile' / 'demo')], 'afile is a file, so')]
     for args, message in cases:
         result = run(*args, cwd=tmp_path)
-        assert result.returncode == 1 and message in result.stderr and result.stderr.count('\n') == 1, (args, result.stderr)
+        assert result.returncode == 1 and message in one_message(result.stderr), (args, result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['afile', 'broken.yaml', 'list.yaml', 'specs']
     assert (tmp_path / 'afile').read_text() == 'mine'
+
+
+@pytest.mark.parametrize('name', ['demo', 'three', 'segmentation', 'video_saliency', 'sweeps/embedded_default'])
+def test_compact_table_fits_and_shows_the_arm_tables_cells(name):
+    "The published results (two and three models; accuracy, mIoU, CC; a sweep) laid out for a terminal, cell for cell."
+    from kt_nb.experiment.evidence import arm_table, compact_table, compact_text
+    from kt_nb.experiment.sweeps import load_results
+    path = ROOT / 'results' / name
+    results = load_results(path) if path.is_dir() else json.loads(path.with_suffix('.json').read_text())
+    text = compact_text(results)
+    assert longest(text) <= WIDTH, text
+    compact, rich = compact_table(results), arm_table(results)
+    assert compact.to_dict('index') == rich.reorder_levels(compact.index.names)[compact.columns].to_dict('index')
+    lines = text.splitlines()
+    for (*arm, model), row in compact.iterrows():
+        keys = dict(zip(compact.index.names[:-1], arm))
+        name = 'control: each model alone' if keys['method'] == 'control' else keys['method']
+        where = [keys[k] for k in ('group', 'setting') if keys.get(k) not in (None, '', 'all')]
+        heading = next(i for i, l in enumerate(lines)
+                       if re.match(re.escape(name) + '( in |,|$)', l) and all(w in l for w in where))
+        shown = next(l for l in lines[heading + 1:] if l.startswith(f'  {model} '))   # the model's row under its arm
+        assert all(cell in shown for cell in row if cell), (row.tolist(), shown)

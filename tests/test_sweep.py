@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TRAIN = ROOT/'kt_nb'/'notebooks'/'train.ipynb'
 
-# two pairs of tiny models from scratch x (the paper's method, control) x two seeds, on digits
+# sweeps/tiny.yaml with less data: two pairs of tiny models from scratch x (the paper's method, control) x two seeds
 SPEC = """
 base: {dataset: digits, n_train: 128, n_val: 64, n_test: 128, img_size: 16, stage1_epochs: 1, epochs: 1, threads: 1}
 grid:
@@ -42,6 +42,10 @@ def sessions(out: Path) -> list[list[dict]]:
     return found
 
 
+def longest(*outputs: str) -> int:
+    return max(len(line) for text in outputs for line in text.splitlines())
+
+
 def finished(out: Path) -> dict[str, int]:
     return {p.parent.name: p.stat().st_mtime_ns for p in out.glob('*/metrics.json')}
 
@@ -56,6 +60,7 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     assert first.poll() is None, f"the sweep ended before it could be killed: {first.stderr.read().decode()[-2000:]}"
     first.send_signal(signal.SIGKILL)
     first.wait()
+    first_log = first.stderr.read().decode()
     before = finished(out)
     assert 3 <= len(before) < 8, before
     time.sleep(3)   # the points in flight died with the sweep: nothing finishes on its own afterwards
@@ -64,6 +69,7 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     second = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     assert '8 of 8 points done, 0 failed' in second.stdout
+    assert ' failed, ' not in second.stderr   # a point of one arm, without its control, ran its notebook to the end
     first_session, second_session = sessions(out)
     skipped = {e['point'] for e in second_session if e['event'] == 'skip'}
     rerun = {e['point'] for e in second_session if e['event'] == 'start'}
@@ -83,6 +89,13 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     one = out/points[0]
     assert {'notebook.ipynb', 'metrics.json', 'runs', 'starts', 'params.yaml'} <= {p.name for p in one.iterdir()}
     assert 'acc, mean ± sd' in second.stdout and 'bikd:gt_confidence' in second.stdout
+    # everything both sessions printed fits 120 columns; the arm table with every column is beside summary.json
+    assert longest(first_log, second.stdout, second.stderr) <= 120, (first_log, second.stdout, second.stderr)
+    assert f"tables in {out}: results.csv, summary.json, arms.csv" in ' '.join(second.stdout.split())
+    arm_table = pd.read_csv(out/'arms.csv')
+    assert list(arm_table.columns) == ['setting', 'group', 'model', 'method', 'start', 'acc', '− control', '95 %',
+                                       'vs control', 'taught', 'seeds']
+    assert len(arm_table) == 2 * 2 * 2   # settings x (control, arm) x models
 
 
 @pytest.mark.parametrize('parameters,message', [
@@ -208,3 +221,4 @@ def test_sweeps_of_every_task_tabulate_through_the_same_code(tmp_path, task):
     assert arms[metric].notna().all() and arms.vs_control.notna().all()       # each paired with the control of its setting and seed
     if task == 'segmentation': assert set(summary.setting) == {'lr=0.0003', 'lr=0.001'} and (arms.seeds == 2).all()
     assert f"{metric}, mean ± sd" in result.stdout and arms.method.iloc[0] in result.stdout
+    assert longest(result.stdout, result.stderr) <= 120, (result.stdout, result.stderr)

@@ -16,7 +16,8 @@ from PIL import Image
 from ..data.sets import ImageSet
 from ..data.load import load_dataset
 from ..engine.ledger import RoleLedger, teaching_share, flips
-from ..experiment.views import complementary_figure, outline, model_colors, share_figure, epoch_figure, flips_table, role_history
+from ..experiment.views import (complementary_figure, outline, model_colors, share_figure, epoch_figure, flips_table,
+                                   role_history, figure_html, offline_figures)
 from .screening import Screening, screen
 from .experiment import load_participants
 from fastcore.basics import patch
@@ -300,11 +301,13 @@ def _open(self: Explorer, sample: int):
 
 # %% ../../nbs/08b_classification_explorer.ipynb #a22f9be8
 @patch
-def static_html(self: Explorer) -> str:
+def static_html(
+    self: Explorer,
+    inline_js: bool = False,  # carry plotly.js inline once, for a snapshot saved as a file of its own
+) -> str:
     "A snapshot of the current view for pages without a kernel: the figures, summary, flips and gallery."
     figs = [self.heatmap, self.shares] + ([self.epochs] if self.ledger is not None else [])
-    plots = ''.join(go.Figure(f).to_html(full_html=False, include_plotlyjs='cdn' if i == 0 else False)
-                    for i, f in enumerate(figs))
+    plots = ''.join(figure_html(go.Figure(f), inline_js=inline_js and i == 0) for i, f in enumerate(figs))
     tiles = ''.join(f'<div style="display:inline-block;width:120px;vertical-align:top">{_img_tag(t.children[0].value, 56)}'
                     f'{t.children[1].value}</div>' for t in self.tiles[:len(self._shown)])
     ledger_note = '' if self.ledger is not None else f'<p>{NO_LEDGER}</p>'

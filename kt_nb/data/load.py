@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .sets import draw_indices, load_fashion_mnist, load_digits_set
 from .sources import open_source
+from .storage import DataWarning
 
 # %% auto #0
 __all__ = ['BUILTIN_SETS', 'load_dataset']
@@ -34,7 +35,7 @@ def load_dataset(
         try: official = load_fashion_mnist(root)
         except FileNotFoundError as e:
             if not fallback: raise
-            warnings.warn(f"{e}\nFalling back to scikit-learn's digits.")
+            warnings.warn(f"{e}\nFalling back to scikit-learn's digits.", DataWarning)
             name = 'digits'
     if name == 'digits':
         full = load_digits_set()
@@ -42,7 +43,7 @@ def load_dataset(
         n_test = len(full) // 4 if n_test is None else n_test
         left = len(full) - n_val - n_test
         if n_train is not None and n_train > left:
-            warnings.warn(f"digits has {len(full)} images: {n_train} training samples asked, {left} left after validation and test")
+            warnings.warn(f"digits has {len(full)} images: {n_train} training samples asked, {left} left after validation and test", DataWarning)
             n_train = left
         val, test, train = draw_indices(len(full), [n_val, n_test, n_train], split_seed)
         return {'train': full.subset(train, 'digits/train'), 'val': full.subset(val, 'digits/val'),

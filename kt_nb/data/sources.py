@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from fastcore.basics import patch
 
 from .sets import ImageSet, draw_indices
+from .storage import DataWarning
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'STREAMS', 'UnreadableImage', 'to_rgb', 'read_image', 'ImageTransform', 'FileSet',
@@ -190,7 +191,7 @@ def scan_class_folders(
         if not images: raise ValueError(f"class folder {folder/name} holds no images ({', '.join(IMAGE_SUFFIXES)}): add some or remove it")
         files += images; labels += [classes.index(name)] * len(images)
     if passed_over:
-        warnings.warn(f"passed over {len(passed_over)} file(s) that are not images by their suffix, e.g. {passed_over[:3]}")
+        warnings.warn(f"passed over {len(passed_over)} file(s) that are not images by their suffix, e.g. {passed_over[:3]}", DataWarning)
     return files, labels, classes
 
 # %% ../../nbs/00b_data_sources.ipynb #f9f450a8

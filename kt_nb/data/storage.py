@@ -14,7 +14,7 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['atomic_write', 'previous_path', 'UnsafeWeightsError', 'state_hash', 'load_state', 'save_state', 'pack_state',
-           'unpack_state']
+           'unpack_state', 'DataWarning']
 
 # %% ../../nbs/00_data_storage.ipynb #f9b2c069
 def atomic_write(path: str | Path, write, keep_previous: bool = False) -> Path:
@@ -139,3 +139,7 @@ def unpack_state(tree, tensors: dict[str, Tensor]):
         return {k: unpack_state(v, tensors) for k, v in tree.items()}
     if isinstance(tree, list): return [unpack_state(v, tensors) for v in tree]
     return tree
+
+# %% ../../nbs/00_data_storage.ipynb #78225a2d
+class DataWarning(UserWarning):
+    "kt_nb went on without part of your data or files (passed over, left out, replaced): worth reading, not a fault in kt_nb."

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ..data.storage import load_state, pack_state, previous_path, save_state, unpack_state
+from ..data.storage import DataWarning, load_state, pack_state, previous_path, save_state, unpack_state
 from fastcore.basics import patch
 
 # %% auto #0
@@ -107,7 +107,7 @@ def _start(self: Checkpoints, resume: bool) -> tuple[int, int]:
             damaged.append(str(e))
             if self.rank == 0: path.rename(path.with_name(path.name + '.damaged'))   # set aside, so the next write does not rotate it in
             continue
-        if damaged: warnings.warn(f"{damaged[0]}; it was renamed *.damaged and the run resumes from {path.name}")
+        if damaged: warnings.warn(f"{damaged[0]}; it was renamed *.damaged and the run resumes from {path.name}", DataWarning)
         break
     else:
         if damaged: raise ValueError(f"no usable checkpoint in {self.out}: {'; '.join(damaged)}")

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/06_engine_learner.ipynb #0ddab5e2
 from __future__ import annotations
-import copy, math, os, warnings
+import copy, math, os, sys, warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..data.sets import ImageSet, Augment, collate_samples
 from .models import Participant, eval_mode, resolve_device, resolve_precision, to_channels_last
-from ..data.storage import atomic_write, save_state, state_hash
+from ..data.storage import DataWarning, atomic_write, save_state, state_hash
 from .tasks import Task, Classification, per_sample
 from .roles import Method, get_method
 from .losses import joint_loss
@@ -27,7 +27,7 @@ from .distributed import EpochBatches, start_distributed
 from .checkpoints import Checkpoints
 
 # %% auto #0
-__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'JointLearner']
+__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'JointLearner', 'bar_width']
 
 # %% ../../nbs/06_engine_learner.ipynb #89b33b41
 AUTOCAST_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}   # precision -> autocast dtype
@@ -338,7 +338,7 @@ def _note_unreadable(self: JointLearner, row: dict):
     row['unreadable'] = len(unreadable)
     if self.out and self.rank == 0: atomic_write(self.out/'unreadable.txt', lambda p: p.write_text(''.join(f + '\n' for f in unreadable)))
     warnings.warn(f"{len(unreadable)} unreadable training file(s) left out so far, e.g. {unreadable[0]}"
-                  + (f"; all listed in {self.out/'unreadable.txt'}" if self.out else ''))
+                  + (f"; all listed in {self.out/'unreadable.txt'}" if self.out else ''), DataWarning)
 
 @patch
 def _end_epoch(self: JointLearner, epoch: int):
@@ -372,6 +372,12 @@ def _train_epoch(self: JointLearner, epoch: int,
         if checkpoint and self.checkpoint_every and step % self.checkpoint_every == 0 and step < self.steps_per_epoch:
             self._check_finite(epoch, weights=True); self.ledger.flush(); self.save_checkpoint(checkpoint, epoch, step)
 
+# %% ../../nbs/06_engine_learner.ipynb #96748344
+def bar_width(most: int = 120) -> int | None:   # None: off a terminal (a notebook's bar sizes itself)
+    "The columns a progress bar on this terminal may take: all of them, but at most `most`, however wide the terminal."
+    try: return min(most, os.get_terminal_size(sys.stderr.fileno()).columns) if sys.stderr.isatty() else None
+    except (OSError, ValueError, AttributeError): return None
+
 # %% ../../nbs/06_engine_learner.ipynb #725ed0e5
 @patch
 def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
@@ -380,7 +386,8 @@ def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
     if self.rank == 0: self.ledger.describe_samples(self.train_set)
     checkpoint = self.out/'checkpoint.safetensors' if self.out else None
     done = epoch * self.steps_per_epoch + step
-    bar = tqdm(total=self.epochs * self.steps_per_epoch - done, disable=not self.progress or self.rank != 0, desc='transfer', leave=False)
+    bar = tqdm(total=self.epochs * self.steps_per_epoch - done, disable=not self.progress or self.rank != 0, desc='transfer', leave=False,
+               ncols=bar_width())
     while epoch < self.epochs:
         if step == 0: self._begin_epoch(epoch)
         self._train_epoch(epoch, step, checkpoint, bar)

@@ -4,14 +4,16 @@
 
 # %% ../../nbs/07a_experiment_evidence.ipynb #ee564e64
 from __future__ import annotations
+import textwrap
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['interval95', 'paired_flips', 'mcnemar', 'verdict', 'interval_text', 'mean_sd', 'paired_deltas', 'paired_summary',
-           'agreement', 'headline', 'against_control', 'arm_table', 'claims']
+__all__ = ['COMPACT_COLUMNS', 'interval95', 'paired_flips', 'mcnemar', 'verdict', 'interval_text', 'mean_sd', 'paired_deltas',
+           'paired_summary', 'agreement', 'headline', 'against_control', 'arm_table', 'claims', 'compact_table',
+           'compact_text']
 
 # %% ../../nbs/07a_experiment_evidence.ipynb #f34fe8fa
 def interval95(sd, n):
@@ -149,12 +151,14 @@ def arm_table(results: dict) -> pd.DataFrame:
     rows, two = [], max(digits, 2)   # differences: two decimals at least
     for r in summary.to_dict('records'):
         arm, taught = r['method'] != 'control', r.get('taught')
-        rows.append({**{k: r[k] for k in keys},
-                     'start': '' if r.get('vs_start') is None else mean_sd(r[metric] - r['vs_start'], scale=scale, digits=digits),
+        paired = arm and r.get('vs_control') is not None   # not an arm whose control ran elsewhere (a sweep's point)
+        start = '' if r.get('vs_start') is None else mean_sd(r[metric] - r['vs_start'], scale=scale, digits=digits)
+        difference = mean_sd(r['vs_control'], r.get('vs_control_sd'), scale, two, signed=True) if paired else ''
+        interval = interval_text(r.get('vs_control_lo'), r.get('vs_control_hi'), scale, two) if paired else ''
+        rows.append({**{k: r[k] for k in keys}, 'start': start,
                      metric: mean_sd(r[metric], r.get(f'{metric}_sd'), scale, digits),
-                     '− control': mean_sd(r['vs_control'], r.get('vs_control_sd'), scale, two, signed=True) if arm else '',
-                     '95 %': interval_text(r.get('vs_control_lo'), r.get('vs_control_hi'), scale, two) if arm else '',
-                     'vs control': against_control(r) if arm else '',
+                     '− control': difference, '95 %': interval,
+                     'vs control': against_control(r) if paired else 'no control in this run' if arm else '',
                      'taught': f"{taught:.0%}" if arm and taught is not None else '',
                      'seeds': r['seeds']})
     return pd.DataFrame(rows).set_index(keys)
@@ -168,6 +172,7 @@ def claims(results: dict) -> list[str]:
     if 'vs_control_lo' not in summary: return []   # results from before intervals were kept
     unit, sentences = (' points' if scale == 100 else ''), []
     for r in summary[~summary.method.isin(['start', 'control', 'alone'])].to_dict('records'):
+        if r['vs_control'] is None: continue   # its control ran elsewhere: the sweep pairs them
         interval = interval_text(r['vs_control_lo'], r['vs_control_hi'], scale, max(digits, 2))
         p, seeds = r.get('p_mcnemar'), f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
         tested = (f"{r['better']:.0f} test samples better and {r['worse']:.0f} worse over {seeds}, McNemar p = {p:.2g}"
@@ -177,3 +182,54 @@ def claims(results: dict) -> list[str]:
                          f"{r['vs_control'] * scale:+.{max(digits, 2)}f}{unit} of {metric} "
                          f"({f'95 % interval {interval}; ' if interval else ''}{tested})")
     return sentences
+
+# %% ../../nbs/07a_experiment_evidence.ipynb #c6fc6748
+COMPACT_COLUMNS = ('− control', '95 %', 'vs control', 'taught')   # after the start and the metric
+_LEFT_OUT = ([], ['start'], ['start', 'taught'])   # what a text too wide for its terminal leaves out, in turn
+
+def compact_table(results: dict) -> pd.DataFrame:
+    """`arm_table` for a terminal: by arm (setting, group, method), then model: the start, the metric, the difference to
+    the control with its interval and verdict, the share taught."""
+    table = arm_table(results)
+    arm = [k for k in ('setting', 'group', 'method') if k in table.index.names]
+    return table.reorder_levels([*arm, 'model'])[['start', headline(results)[0], *COMPACT_COLUMNS]]
+
+# %% ../../nbs/07a_experiment_evidence.ipynb #81e9783c
+def _heading(key: dict) -> str:
+    "An arm's heading: its method, and its group and setting where it has them."
+    method, group = key['method'], key.get('group')
+    name = 'control: each model alone' if method == 'control' else method + (f" in {group}" if group else '')
+    return ', '.join(filter(None, [name, key.get('setting')]))
+
+# %% ../../nbs/07a_experiment_evidence.ipynb #ebd1a19e
+def _text_lines(table: pd.DataFrame, width: int) -> list[str]:
+    """A header, then per arm its heading (wrapped to `width`) and a row per model; models and verdicts left-aligned,
+    the figures right."""
+    arm = list(table.index.names[:-1])
+    rows = table.reset_index().astype(str).to_dict('records')
+    columns = ['model', *table.columns]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    left = ('model', 'vs control')
+    line = lambda r: '  ' + '  '.join(r[c].ljust(widths[c]) if c in left else r[c].rjust(widths[c]) for c in columns)
+    sections = {}
+    for r in rows: sections.setdefault(tuple(r[k] for k in arm), []).append(r)
+    # each setting's control first, then its arms, in the order they ran
+    settings = list(dict.fromkeys(r.get('setting') for r in rows))
+    first = lambda key: sections[key][0]
+    order = sorted(sections, key=lambda k: (settings.index(first(k).get('setting')), first(k)['method'] != 'control'))
+    lines = [line(dict(zip(columns, columns))).rstrip()]
+    for key in order:
+        lines += textwrap.wrap(_heading(dict(zip(arm, key))), width, subsequent_indent=' ' * 4, break_on_hyphens=False)
+        lines += [line(r).rstrip() for r in sections[key]]
+    return lines
+
+# %% ../../nbs/07a_experiment_evidence.ipynb #7ff909ca
+def compact_text(results: dict, width: int = 120) -> str:
+    """`compact_table` in lines of at most `width` columns: a heading per arm, a row per model; where that would be
+    wider, without the start, then without the share taught, then with its lines wrapped."""
+    table = compact_table(results)
+    for left_out in _LEFT_OUT:
+        lines = _text_lines(table.drop(columns=left_out), width)
+        if max(map(len, lines)) <= width: return '\n'.join(lines)
+    wrap = lambda l: textwrap.wrap(l, width, subsequent_indent=' ' * 6, break_on_hyphens=False) or ['']
+    return '\n'.join(part for l in lines for part in wrap(l))

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07b_experiment_runner.ipynb #520c0792
 from __future__ import annotations
-import json, time, warnings
+import json, os, sys, time, warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -17,11 +17,11 @@ from tqdm.auto import tqdm
 from ..data.storage import atomic_write
 from ..engine.tasks import Task
 from ..engine.models import Participant
-from ..engine.learner import JointLearner
+from ..engine.learner import JointLearner, bar_width
 from ..engine.ledger import RoleLedger, complementary_matrix, flips, taught_shares
 from .settings import (Arm, RUNNER_FILES, TwoStageConfig, claim_folder, stage1_weights, write_metrics,
                                        strict_json, machine)
-from .evidence import paired_flips, paired_summary
+from .evidence import arm_table, paired_flips, paired_summary
 
 # %% auto #0
 __all__ = ['REQUIRED_HOOKS', 'ExperimentHooks', 'check_hooks', 'arm_folder', 'experiment_arms', 'select_arms', 'train_stage1',
@@ -243,6 +243,13 @@ def time_left(took: list[list[float]],   # seconds per arm, a list per seed begu
     guess = lambda k: last.get(k, sum(later) / len(later))
     return sum(guess(k) for k in range(len(took[-1]), arms)) + (seeds - len(took)) * sum(guess(k) for k in range(arms))
 
+# %% ../../nbs/07b_experiment_runner.ipynb #6f2cbf77
+def _arm_line(arm: Arm, seed: int, rows: list[dict], hooks: ExperimentHooks) -> str:
+    "An arm of a seed in a log line: its seed, method and models, and each model's metric as tables show it."
+    figures = {r['model']: r[hooks.metric] * hooks.scale for r in rows}
+    shown = ', '.join(f"{figures[m]:.{hooks.digits}f}" for m in arm.models)
+    return f"seed {seed} {arm.method} {'+'.join(arm.models)}; {hooks.metric} {shown}"
+
 # %% ../../nbs/07b_experiment_runner.ipynb #b2013737
 def experiment_identity(cfg, arms: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> dict:
     """What an experiment is, as its folder records it: every setting but those that only change how it runs, and its
@@ -298,7 +305,7 @@ def run_experiment(
     if claim_folder(out, identity, **claim) == 'extended' and log:
         log(f"extending the experiment in {out}: its finished arms are kept")
     stage1_dir, starts, rows, took = Path(stage1_dir or out/'stage1'), {}, [], []
-    with tqdm(total=len(seed_list) * len(chosen), desc='arms', disable=not progress) as bar:
+    with tqdm(total=len(seed_list) * len(chosen), desc='arms', disable=not progress, ncols=bar_width()) as bar:
         for seed in seed_list:
             starts[seed], took = _start_of(hooks, cfg, data, seed, out, stage1_dir, progress=False), took + [[]]
             if log:
@@ -311,11 +318,10 @@ def run_experiment(
                 took[-1].append(time.time() - began)
                 bar.update()
                 if log:
-                    figures = ', '.join(f"{r['model']} {r[hooks.metric]:.3f}" for r in done)
-                    log(f"arm {sum(map(len, took))}/{len(seed_list) * len(chosen)}: "
-                        f"seed {seed} {arm.group} {arm.method} "
-                        f"{'kept' if kept else f'in {took[-1][-1]:.0f} s'}; {hooks.metric} {figures}; "
-                        f"about {time_left(took, len(seed_list), len(chosen)):.0f} s left")
+                    left = time_left(took, len(seed_list), len(chosen))
+                    log(f"arm {sum(map(len, took))}/{len(seed_list) * len(chosen)} "
+                        f"{'kept' if kept else f'in {took[-1][-1]:.0f} s'}, about {left:.0f} s left: "
+                        + _arm_line(arm, seed, done, hooks))
     start_rows = [r for seed in seed_list for r in starts[seed].rows]
     runs = paired_counts(pd.DataFrame(start_rows + rows), out)
     summary = summarize(runs, hooks.metric, spreads=hooks.spreads)
@@ -351,11 +357,12 @@ def finish_experiment(
     **facts,              # what else the file keeps: data sizes, notes, stage-1 files
 ) -> dict:                # the results, as `out/metrics.json` holds them
     """Every experiment's metrics file: its task, headline metric, settings, `facts`, wall time, the machine, the
-    summary and every row."""
+    summary and every row; beside it, the arm table with every column (`arms.csv`)."""
     headline = {'metric': hooks.metric, 'scale': hooks.scale, 'digits': hooks.digits}
     results = strict_json({'task': type(hooks).__name__, **headline,
                            'settings': asdict(cfg), **facts, 'wall_time_s': round(time.time() - started, 1),
                            'torch_threads': torch.get_num_threads(), 'machine': machine(),
                            'summary': summary.reset_index().to_dict('records'), 'runs': runs.to_dict('records')})
+    atomic_write(Path(out)/'arms.csv', lambda p: arm_table(results).to_csv(p))   # before metrics.json marks the end
     write_metrics(results, out)
     return results

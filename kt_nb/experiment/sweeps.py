@@ -18,7 +18,9 @@ from tqdm.auto import tqdm
 
 from ..data.storage import atomic_write
 from .settings import FolderInUse, boolean, check_names, check_params, claim_folder, digest, integer, text, strict_json
+from ..engine.learner import bar_width
 from .runner import ExperimentHooks, check_hooks, paired_counts, summarize
+from .evidence import arm_table
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'DEFAULT_HOOKS', 'TRAIN_PARAMETERS', 'SPEC_KEYS', 'RUN_KEYS',
@@ -286,13 +288,15 @@ def sweep(
 
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        with tqdm(total=len(points), initial=len(points) - len(todo), desc='sweep points', disable=not progress) as bar:
+        with tqdm(total=len(points), initial=len(points) - len(todo), desc='sweep points', disable=not progress,
+                  ncols=bar_width()) as bar:
             futures = {pool.submit(one, p): p['name'] for p in todo}
             for finished, future in enumerate(as_completed(futures), 1):
                 status = future.result()
                 bar.update()
-                if log: log(f"point {finished}/{len(todo)} {futures[future]}: {status}; "
-                            f"about {(time.time() - started) / finished * (len(todo) - finished):.0f} s left")
+                left = (time.time() - started) / finished * (len(todo) - finished)
+                # the name last: where the line is too long for a terminal, the name goes on the next
+                if log: log(f"point {finished}/{len(todo)} {status}, about {left:.0f} s left: {futures[future]}")
     # Ctrl-C or SIGTERM: no queued point starts, running ones end, the table keeps what finished
     except KeyboardInterrupt:
         _log(out, event='interrupted')
@@ -321,7 +325,7 @@ def _gathered(out: Path, points: list[dict]) -> pd.DataFrame:
 # %% ../../nbs/07c_experiment_sweeps.ipynb #2e8acaf3
 def aggregate(out: str | Path) -> pd.DataFrame:
     """One row per point of the sweep in `out` (`results.csv`, `results.parquet`); the paired summary of all finished
-    ones (`summary.json`)."""
+    ones (`summary.json`) and its arm table with every column (`arms.csv`)."""
     out = Path(out)
     points = json.loads((out/'points.json').read_text())
     table = pd.DataFrame([{'point': p['name'], 'status': point_status(out/p['name']), 'setting': p['setting'],
@@ -341,6 +345,7 @@ def aggregate(out: str | Path) -> pd.DataFrame:
         results = {'metric': hooks.metric, 'scale': hooks.scale, 'digits': hooks.digits, 'points': len(table),
                    'done': int((table.status == 'done').sum()), 'summary': summary.reset_index().to_dict('records'),
                    'runs': runs.drop(columns=['samples']).to_dict('records')}
+        atomic_write(out/'arms.csv', lambda p: arm_table(results).to_csv(p))
         atomic_write(out/'summary.json', lambda p: p.write_text(json.dumps(strict_json(results), indent=1)))
     return table
 

@@ -6,13 +6,50 @@
 from __future__ import annotations
 import numpy as np
 import pandas as pd
+import plotly
 import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io.base_renderers import PlotlyRenderer
+from pathlib import Path
 from plotly.colors import qualitative
 
 from ..engine.ledger import teaching_share, flips
 
 # %% auto #0
-__all__ = ['complementary_figure', 'outline', 'model_colors', 'share_figure', 'epoch_figure', 'flips_table', 'role_history']
+__all__ = ['TOOLBAR_PX', 'clear_title', 'plotly_js', 'figure_html', 'OfflineRenderer', 'offline_figures', 'complementary_figure',
+           'outline', 'model_colors', 'share_figure', 'epoch_figure', 'flips_table', 'role_history']
+
+# %% ../../nbs/07d_experiment_views.ipynb #b9a023e9
+TOOLBAR_PX = 32   # height of plotly's toolbar above the plot
+
+def clear_title(fig: go.Figure) -> go.Figure:
+    "Put the title below plotly's toolbar, with a top margin for each of its lines."
+    lines = 1 + str(fig.layout.title.text or '').count('<br>')
+    return fig.update_layout(title=dict(yref='container', y=1, yanchor='top', pad=dict(t=TOOLBAR_PX)),
+                             margin_t=TOOLBAR_PX + 24 * lines)
+
+# %% ../../nbs/07d_experiment_views.ipynb #06cb85aa
+def plotly_js() -> Path:
+    "The plotly.js that the installed plotly draws with: the one copy a page without internet loads."
+    return Path(plotly.__file__).parent/'package_data'/'plotly.min.js'
+
+
+def figure_html(fig: go.Figure, inline_js: bool = False) -> str:
+    "An HTML fragment that draws `fig` with the page's plotly.js (or its own inline copy), loading nothing."
+    return fig.to_html(full_html=False, include_plotlyjs=inline_js, include_mathjax=False,
+                       config=dict(displaylogo=False))
+
+# %% ../../nbs/07d_experiment_views.ipynb #978a6af8
+class OfflineRenderer(PlotlyRenderer):
+    "Notebook output of a figure: plotly's JSON for JupyterLab, and `figure_html` for every other viewer."
+    def to_mimebundle(self, fig_dict):
+        return {**super().to_mimebundle(fig_dict), 'text/html': figure_html(go.Figure(fig_dict))}
+
+
+def offline_figures():
+    "Show this kernel's figures through `OfflineRenderer`: the notebooks call it once, at the top."
+    pio.renderers['offline'] = OfflineRenderer()
+    pio.renderers.default = 'offline'
 
 # %% ../../nbs/07d_experiment_views.ipynb #4a645224
 def complementary_figure(
@@ -27,8 +64,8 @@ def complementary_figure(
                                hovertemplate='%{y} right, %{x} wrong: %{z:.2f}%<extra></extra>'))
     fig.update_layout(title=f'Complementary knowledge (% of {len(screening.frame):,} samples)<br><sup>row model right, column model wrong</sup>',
                       xaxis_title='wrong', yaxis_title='right', yaxis_autorange='reversed', height=380,
-                      margin=dict(l=10, r=10, t=50, b=10), shapes=outline(names, chosen or []))
-    return fig
+                      margin=dict(l=10, r=10, b=10), shapes=outline(names, chosen or []))
+    return clear_title(fig)
 
 # %% ../../nbs/07d_experiment_views.ipynb #ec9a5095
 def outline(names: list[str], chosen: list[str]) -> list[dict]:
@@ -55,8 +92,8 @@ def share_figure(
     fig = go.Figure([go.Bar(name=str(t), x=[str(i) for i in table.index], y=table[t].values, marker_color=(colors or {}).get(str(t)),
                             hovertemplate=f'{t}: %{{y:.1f}}%<extra>%{{x}}</extra>') for t in table.columns])
     fig.update_layout(barmode='stack', title=title, yaxis_title='% of samples', height=340,
-                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation='h', y=-0.25))
-    return fig
+                      margin=dict(l=10, r=10, b=10), legend=dict(orientation='h', y=-0.25))
+    return clear_title(fig)
 
 # %% ../../nbs/07d_experiment_views.ipynb #9dd772f0
 def epoch_figure(ledger: pd.DataFrame, colors: dict[str, str] | None = None) -> go.Figure:
@@ -66,9 +103,9 @@ def epoch_figure(ledger: pd.DataFrame, colors: dict[str, str] | None = None) -> 
     fig = go.Figure([go.Scatter(name=str(t), x=table.index, y=table[t].values, mode='lines+markers', line_color=(colors or {}).get(str(t)))
                      for t in table.columns])
     fig.update_layout(title='Who taught, per epoch of the transfer run (ledger)', xaxis_title='epoch',
-                      yaxis_title='% of training samples', xaxis_dtick=1, height=340, margin=dict(l=10, r=10, t=50, b=10),
+                      yaxis_title='% of training samples', xaxis_dtick=1, height=340, margin=dict(l=10, r=10, b=10),
                       legend=dict(orientation='h', y=-0.25))
-    return fig
+    return clear_title(fig)
 
 # %% ../../nbs/07d_experiment_views.ipynb #ade1d105
 def flips_table(

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..data.sets import ImageSet, InMemory
 from ..data.load import load_dataset
+from ..data.storage import DataWarning
 from ..data.synthetic import texture
 
 # %% auto #0
@@ -120,7 +121,7 @@ def _others(self: ClipSet, i: int, k: int, seed: int) -> Tensor:
         pool = ((last - last[i]).abs() >= self.clip_length).nonzero()[:, 0]
     if len(pool) == 0:
         warnings.warn(f"clip {i} of {self.name!r} has no clip from another video or {self.clip_length} frames away: "
-                      "it gets no shuffled fixations")
+                      "it gets no shuffled fixations", DataWarning)
         return torch.zeros_like(self.fixations[i])
     pick = np.random.default_rng([seed, i]).choice(len(pool), min(k, len(pool)), replace=False)
     return self.fixations[pool[torch.from_numpy(pick)]].any(0)

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..data.storage import DataWarning
 from .clips import ClipSet, clip_windows
 
 # %% auto #0
@@ -91,8 +92,8 @@ def _check_found(root: Path, videos: int, short: list[str], empty: int, clips: i
     if short:
         if len(short) == videos:
             raise ValueError(f"every video has fewer than clip_length={clip_length} frames: {', '.join(short)}")
-        warnings.warn(f"skipped {len(short)} video(s) with fewer than clip_length={clip_length} frames: {', '.join(short)}")
-    if empty: warnings.warn(f"skipped {empty} clip(s) whose target frame has an all-zero map or no fixation")
+        warnings.warn(f"skipped {len(short)} video(s) with fewer than clip_length={clip_length} frames: {', '.join(short)}", DataWarning)
+    if empty: warnings.warn(f"skipped {empty} clip(s) whose target frame has an all-zero map or no fixation", DataWarning)
     if not clips: raise ValueError(f"no clip is left in {root}: every target frame has an all-zero map or no fixation")
     sizes = {a.shape[:2] for a in frames}
     if len(sizes) > 1: raise ValueError(f"the videos in {root} differ in size ({sorted(sizes)[:3]} ...): pass size= to resize them")

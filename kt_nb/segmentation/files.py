@@ -95,7 +95,7 @@ class SegFiles(Dataset):
         if self.size is not None:
             image = image.resize((self.size, self.size), Image.BILINEAR)
             labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize((self.size, self.size), Image.NEAREST)).astype(np.int64)
-        return torch.from_numpy(np.asarray(image)).permute(2, 0, 1).contiguous(), torch.from_numpy(labels), i
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous(), torch.from_numpy(labels), i
 
     def sample_id(self, i: int) -> str: return self.files[i]
     def fingerprint(self) -> str:
