@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_bench.ipynb #c7f17ad5
 from __future__ import annotations
-import json, math, platform, statistics, time
+import collections, json, math, platform, statistics, time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from .data.sources import FileSet, ImageTransform, read_image, scan_class_folder
 # %% auto #0
 __all__ = ['PEAK_BF16_TFLOPS', 'PEAK_NOISE', 'BenchConfig', 'time_steps', 'conv_backward_flops', 'count_flops', 'matmul_peak',
            'share_of_peak', 'alone_step', 'paper_step', 'transfer_step', 'bench', 'bench_table', 'loader_rates',
-           'decode_rates', 'epoch_peak_memory']
+           'jpeg_files', 'decode_rates', 'epoch_peak_memory']
 
 # %% ../nbs/12_bench.ipynb #289b17c7
 PEAK_BF16_TFLOPS = {'H100': 989.0, 'H200': 989.0, 'A100': 312.0, 'L40S': 362.0}   # dense, from the vendors' data sheets
@@ -268,6 +268,18 @@ def loader_rates(
     table['vs timm'] = table['images/s'] / table.loc['timm create_loader', 'images/s']
     return table
 
+# %% ../nbs/12_bench.ipynb #1b237194
+def jpeg_files(folder: str | Path, n: int | None = None) -> list[Path]:
+    "The first `n` JPEG files below `folder` (.jpg, .jpeg, in any case), sorted; where none, what is there instead."
+    folder = Path(folder)
+    files = [p for p in folder.rglob('*') if p.is_file()]
+    found = sorted(p for p in files if p.suffix.lower() in ('.jpg', '.jpeg'))
+    if not found:
+        kinds = collections.Counter(p.suffix.lower() or 'without a suffix' for p in files).most_common(3)
+        raise ValueError(f"no JPEG in {folder}/ (found {', '.join(f'{k} {s}' for s, k in kinds) or 'no files'}): "
+                         "bench-loader times JPEG decoding")
+    return found[:n]
+
 # %% ../nbs/12_bench.ipynb #138072e2
 def decode_rates(
     folder: str | Path,   # holds JPEG files (any depth)
@@ -276,7 +288,7 @@ def decode_rates(
 ) -> pd.Series:
     "JPEG decodes per second on one core: PIL, and PIL in draft mode (downscaled while decoding)."
     from PIL import Image
-    files = sorted(Path(folder).rglob('*.jpg'))[:n]
+    files = jpeg_files(folder, n)
     def drafted(f):
         with Image.open(f) as image:
             image.draft('RGB', (draft, draft)); image.load()

@@ -23,10 +23,18 @@ def _value(text: str):
 
 # %% ../nbs/13_cli.ipynb #f7ae22c5
 def _checked(check):
-    "An argparse action that runs a setting's check on the value (a list for list settings) as it is read."
+    """An argparse action that runs a setting's check on the value (a list for list settings) as it is read; a setting
+    given twice (`--data a --dataset b`) is refused, and the option that gave it is kept for later messages."""
     class Checked(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
-            try: setattr(namespace, self.dest, check(values))
+            given = vars(namespace).setdefault('given_as', {})   # setting -> the option that gave it, as typed
+            typed = ' '.join(values) if isinstance(values, list) else values if isinstance(values, str) else ''
+            said = f"{option_string} {typed}".strip()
+            if self.dest in given:
+                parser.error(f"{self.dest} is given twice ({given[self.dest]}, {said}): give it once")
+            given[self.dest] = said
+            # a list setting checks its strings; one value is read as YAML reads it; a yes/no alone is True
+            try: setattr(namespace, self.dest, check(values if not isinstance(values, str) else _value(values)))
             # a path that is not there: the run says so, in one line
             except FileNotFoundError: setattr(namespace, self.dest, values)
             except ValueError as e: parser.error(f"{option_string}: {e}")
@@ -34,16 +42,18 @@ def _checked(check):
 
 # %% ../nbs/13_cli.ipynb #d9fe495d
 def add_settings(parser: argparse.ArgumentParser, config, aliases: dict[str, list[str]] | None = None):
-    "One option per setting of a config dataclass: `--name-with-dashes`, its help, default, `--quick` value and check."
+    """One option per setting of a config dataclass: `--name-with-dashes`, its help, default, `--quick` value and check;
+    a yes/no setting alone means yes (`--download`), or takes true or false."""
     defaults = config()
     for f in fields(config):
         if 'doc' not in f.metadata: continue
         default, quick = getattr(defaults, f.name), config.QUICK.get(f.name)
-        many = isinstance(default, list)
+        many, yes_no = isinstance(default, list), isinstance(default, bool)
         shown = '; '.join(['+'.join(g) if isinstance(g, list) else str(g) for g in default]) if many else default
         hint = f"default: {shown}" + (f"; --quick: {quick}" if quick is not None else '')
         parser.add_argument(f"--{f.name.replace('_', '-')}", *(aliases or {}).get(f.name, []), dest=f.name,
-                            default=None, type=str if many else _value, nargs='+' if many else None,
+                            default=None, type=str, nargs='+' if many else '?' if yes_no else None,
+                            **({'const': True} if yes_no else {}),
                             action=_checked(f.metadata['check']), metavar=f.name.upper(), help=f"{f.metadata['doc']} ({hint})")
 
 # %% ../nbs/13_cli.ipynb #ff95a91b
@@ -63,16 +73,18 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     "argparse's help formatter, at most `WIDTH` columns wide (argparse's own takes the whole terminal)."
     return argparse.HelpFormatter(prog, width=min(WIDTH, shutil.get_terminal_size().columns) - 2)
 
-class _Parser(argparse.ArgumentParser):
-    "An argument parser whose usage errors are `wrapped` (argparse prints them in one line, however long)."
-    def error(self, message: str):
-        self.print_usage(sys.stderr)
-        self.exit(2, wrapped(f"{self.prog}: error: {message}") + '\n')
-
 # %% ../nbs/13_cli.ipynb #5db39051
 def _positive(text: str) -> int:
-    value = int(text)
+    try: value = int(text)
+    except ValueError: value = 0
     if value < 1: raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+def _seconds(text: str) -> float:
+    try: value = float(text)
+    except ValueError: value = float('nan')
+    if not 0 < value < float('inf'):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
 
 # %% ../nbs/13_cli.ipynb #8c086bd9
@@ -90,9 +102,11 @@ def _demo_parser(add) -> argparse.ArgumentParser:
     demo.add_argument('--out', type=Path, default=Path('runs/demo'), help='output folder (metrics.json, weights, ledgers)')
     demo.add_argument('--skip-unreadable', action='store_true', help='leave unreadable image files out (--on-error skip)')
     demo.add_argument('--paper-gradients', action='store_true', help="don't detach the teacher (--detach-teacher false)")
-    demo.add_argument('--overwrite', action='store_true', help='OUT holds another demo: move it aside (OUT-replaced-<time>) and start afresh')
-    demo.add_argument('--set', dest='settings', type=_setting, nargs='+', default=[], metavar='NAME=VALUE',
-                      help='any setting by name (e.g. lr=1e-3 stage1_epochs=4); --settings lists them')
+    demo.add_argument('--overwrite', action='store_true',
+                      help='OUT holds another kt_nb run: move it aside (OUT-replaced-<time>) and start afresh')
+    demo.add_argument('--set', dest='settings', type=_setting, nargs='+', action='extend', default=[],
+                      metavar='NAME=VALUE', help='any setting by name (e.g. lr=1e-3 stage1_epochs=4), each once; '
+                                                 '--settings lists them')
     demo.add_argument('--settings', dest='list_settings', action='store_true', help='list every setting with its default and exit')
     add_settings(demo, DemoConfig, {'dataset': ['--data']})
     return demo
@@ -103,11 +117,12 @@ def _sweep_parser(add) -> argparse.ArgumentParser:
     sweep.add_argument('spec', type=Path, help='YAML sweep spec (see sweeps/ and `runs`)')
     sweep.add_argument('--workers', type=_positive, default=1, help='points run at the same time (default 1)')
     sweep.add_argument('--out', type=Path, help="sweep folder (default: the spec's `out`, else runs/sweeps/<spec name>)")
-    sweep.add_argument('--timeout', type=float, help='seconds per point before it counts as failed')
+    sweep.add_argument('--timeout', type=_seconds, help='seconds per point before it counts as failed')
     sweep.add_argument('--report', action='store_true', help='also execute the report notebook into OUT/report.ipynb')
     sweep.add_argument('--data', metavar='SOURCE', help="the data set of every point, replacing the spec's (e.g. your ImageNet folder)")
     sweep.add_argument('--dry-run', action='store_true', help='check the spec and list its points, run nothing')
-    sweep.add_argument('--overwrite', action='store_true', help='OUT holds another sweep: move it aside (OUT-replaced-<time>) and start afresh')
+    sweep.add_argument('--overwrite', action='store_true',
+                       help='OUT holds another kt_nb sweep: move it aside (OUT-replaced-<time>) and start afresh')
     return sweep
 
 # %% ../nbs/13_cli.ipynb #1fa90624
@@ -134,11 +149,11 @@ def _bench_parsers(add):
 # %% ../nbs/13_cli.ipynb #949bfa2f
 def build_parser() -> argparse.ArgumentParser:
     "`kt-nb` and its commands."
-    parser = _Parser(prog='kt-nb', description='Knowledge transfer between pretrained models.',
+    parser = argparse.ArgumentParser(prog='kt-nb', description='Knowledge transfer between pretrained models.',
                      formatter_class=_formatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('--debug', action='store_true', help='on an error, the whole traceback (also KT_NB_DEBUG=1)')
-    sub = parser.add_subparsers(dest='command', required=True)   # its parsers are `_Parser`s too
+    sub = parser.add_subparsers(dest='command', required=True)
     add = lambda name, **kw: sub.add_parser(name, parents=[common], formatter_class=_formatter, **kw)
     _demo_parser(add); _sweep_parser(add); _bench_parsers(add)
     return parser
@@ -178,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:
         if debug: raise
-        say(f"kt-nb {args.command}: error: {_one_line(e)} (--debug shows where)", file=sys.stderr)
+        print(f"kt-nb {args.command}: error: {_one_line(e)} (--debug shows where)", file=sys.stderr)   # one line, however long
         return 1
     finally:
         if handles: signal.signal(signal.SIGTERM, previous)
@@ -198,19 +213,24 @@ def print_claims(results: dict):
 
 # %% ../nbs/13_cli.ipynb #bec83613
 def demo_config(args):
-    """The demo's config from the command line: the options given, then `--set`; your data whole (--quick: a few
-    hundred images)."""
+    """The demo's config from the command line: the options given, then `--set`, each setting once; your data whole
+    (--quick: a few hundred images)."""
     from kt_nb.classification.experiment import DemoConfig
-    from kt_nb.data.load import BUILTIN_SETS
+    from kt_nb.data.load import builtin_set
     from kt_nb.experiment.settings import check_names
     check_names(dict(args.settings), [f.name for f in fields(DemoConfig)], 'setting')
+    given = dict(getattr(args, 'given_as', None) or {})   # setting -> the option that gave it
     overrides = {f.name: getattr(args, f.name) for f in fields(DemoConfig) if getattr(args, f.name, None) is not None}
-    if args.skip_unreadable: overrides['on_error'] = 'skip'
-    if args.paper_gradients: overrides['detach_teacher'] = False
-    if 'dataset' in overrides and overrides['dataset'] not in BUILTIN_SETS:   # your data: all of it, split as it comes
+    flags = {'on_error': (args.skip_unreadable, '--skip-unreadable', 'skip'),
+             'detach_teacher': (args.paper_gradients, '--paper-gradients', False)}
+    extra = [(name, value, flag) for name, (on, flag, value) in flags.items() if on]
+    for name, value, said in extra + [(n, v, f"--set {n}={v}") for n, v in args.settings]:
+        if name in overrides:
+            raise ValueError(f"{name} is given twice ({given.get(name, name)}, {said}): give it once")
+        overrides[name], given[name] = value, said
+    if 'dataset' in overrides and builtin_set(overrides['dataset']) is None:   # your data: all of it, split as it comes
         whole = {'n_train': DemoConfig.QUICK['n_train'] if args.quick else None, 'n_val': None, 'n_test': None}
         overrides = {**whole, **overrides}
-    overrides.update(args.settings)
     return DemoConfig.quick(**overrides) if args.quick else DemoConfig(**overrides)
 
 # %% ../nbs/13_cli.ipynb #982200cf
@@ -218,6 +238,7 @@ def demo_command(args) -> int:
     from kt_nb.classification.experiment import DemoConfig, classification_experiment
     from kt_nb.experiment.runner import run_experiment
     from kt_nb.experiment.evidence import compact_text
+    from kt_nb.data.sets import shown_name
     if args.list_settings:
         for name, row in settings_table(DemoConfig).iterrows():
             say(f"{name:<15} {row.meaning} (default: {row.default})", hang=' ' * 16)
@@ -226,6 +247,9 @@ def demo_command(args) -> int:
     results = run_experiment(classification_experiment, cfg, args.out, progress=sys.stderr.isatty(), log=_log_lines(),
                              overwrite=args.overwrite)
     for note in results['notes']: say(f"note: {note}")
+    for split, files in results.get('unreadable', {}).items():
+        shown = ', '.join(shown_name(f) for f in files[:5]) + (', ...' if len(files) > 5 else '')
+        say(f"note: {len(files)} unreadable {split} file(s) left out, not scored: {shown}")
     say(f"data: {results['data']}, {results['sizes']} images at {cfg.img_size} px")
     say(f"{cfg.seeds} seed(s); epochs: {cfg.stage1_epochs} in stage 1, {cfg.epochs} in stage 2; "
         f"teacher {'detached' if cfg.detach_teacher else 'not detached'}")
@@ -252,13 +276,24 @@ def point_lines(points: list[dict]) -> list[str]:
         lines.append(wrapped(f"{arm:<{width}}  {seed:<9}  {p['name']}", first='  ', hang='      '))
     return lines
 
+# %% ../nbs/13_cli.ipynb #f2b6d5e8
+def _with_data(spec: dict, source: str) -> dict:
+    "`spec` with `source` (`--data`) as the data of every point; refused where its grid sweeps over the data."
+    swept = [a for a, values in spec.get('grid', {}).items()
+             if a == 'dataset' or any(isinstance(v, dict) and 'dataset' in v for v in values)]
+    if swept:
+        raise ValueError(f"the spec's grid sweeps over the data (axis {swept[0]!r}), which --data {source} would "
+                         "replace in every point: drop --data, or the axis")
+    path = Path(source).expanduser()
+    return {**spec, 'base': {**spec.get('base', {}), 'dataset': str(path.resolve()) if path.exists() else source}}
+
 # %% ../nbs/13_cli.ipynb #9833ef65
 def sweep_command(args) -> int:
     from kt_nb.experiment.sweeps import sweep, run_report, load_spec, load_results, expand
     from kt_nb.experiment.evidence import compact_text
     started, spec = time.time(), load_spec(args.spec)
     out = (args.out or spec.get('out') or Path('runs')/'sweeps'/args.spec.stem).resolve()
-    if args.data: spec['base'] = {**spec.get('base', {}), 'dataset': str(Path(args.data).resolve()) if Path(args.data).exists() else args.data}
+    if args.data: spec = _with_data(spec, args.data)
     if args.dry_run:
         points = expand(spec)
         data = {p['params']['settings'].get('dataset') for p in points} - {None}
@@ -276,6 +311,7 @@ def sweep_command(args) -> int:
         print(compact_text(results, WIDTH))
         print_claims(results)
     for point, error in zip(failed.point, failed.error): say(f"failed: {point}: {error}", file=sys.stderr)
+    if len(failed): say(f"each failed point's notebook shows where: {out}/<point>/notebook.ipynb", file=sys.stderr)
     if args.report: say(f"report: {run_report(out)}" if len(done) else "report: not written, no point finished")
     say(f"{len(done)} of {len(table)} points done, {len(failed)} failed; wall time {time.time() - started:.0f} s")
     say(f"tables in {out}: results.csv" + (", summary.json, arms.csv (every column)" if len(done) else ''))
@@ -303,8 +339,9 @@ def bench_command(args) -> int:
 
 # %% ../nbs/13_cli.ipynb #c74b0af5
 def bench_loader_command(args) -> int:
-    from kt_nb.bench import loader_rates, decode_rates
+    from kt_nb.bench import decode_rates, jpeg_files, loader_rates
     if not (args.folder/'train').is_dir(): raise FileNotFoundError(f"{args.folder} has no train/ folder: expected {args.folder}/train/<class>/<image>")
+    jpeg_files(args.folder, 1)   # a folder with no JPEG is refused in one line, before any timing
     table = loader_rates(args.folder, args.img_size, args.batch_size, args.workers, args.batches, args.passes)
     print(f"{args.folder}: {args.img_size} px, batches of {args.batch_size}, {args.workers} workers, median of {args.passes} alternated passes")
     print(table.round(2).to_string())

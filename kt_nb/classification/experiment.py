@@ -5,12 +5,15 @@
 # %% ../../nbs/08_classification_experiment.ipynb #5acfe2c7
 from __future__ import annotations
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 from pathlib import Path
 
 import pandas as pd
+import timm
+import torch
 
-from ..data.load import BUILTIN_SETS, load_dataset
+from ..data.load import BUILTIN_SETS, builtin_set, load_dataset
 from ..data.sets import ImageSet, Augment
 from ..engine.models import participant, resolve_precision, check_model_input
 from ..engine.tasks import Classification
@@ -19,8 +22,8 @@ from ..experiment.settings import TwoStageConfig, parse_spec, method_arms, integ
 from ..experiment.runner import ExperimentHooks
 
 # %% auto #0
-__all__ = ['STAGE1_SETTINGS', 'classification_experiment', 'parse_model', 'model_groups', 'DemoConfig', 'augment_for',
-           'load_participants', 'ClassificationExperiment']
+__all__ = ['STAGE1_SETTINGS', 'classification_experiment', 'parse_model', 'model_groups', 'takes_size', 'DemoConfig',
+           'augment_for', 'load_participants', 'ClassificationExperiment']
 
 # %% ../../nbs/08_classification_experiment.ipynb #042308d0
 def parse_model(spec: str) -> tuple[str, bool]:
@@ -44,7 +47,7 @@ def _source(value):
     made absolute."""
     if not isinstance(value, str) or not value: raise ValueError(f"must be a data set name or path, got {value!r}")
     path = Path(value).expanduser()
-    if value in BUILTIN_SETS or value.partition('/')[0].lower() in ('torch', 'hfds'): return value
+    if builtin_set(value) is not None or value.partition('/')[0].lower() in ('torch', 'hfds'): return value
     if (path/'train').is_dir() or (path.is_file() and path.suffix in ('.csv', '.parquet', '.tar')): return str(path.resolve())
     # a path, not a name: say where nothing was found
     if not path.exists() and ('/' in value or value.startswith(('.', '~'))):
@@ -55,14 +58,29 @@ def _source(value):
 
 # %% ../../nbs/08_classification_experiment.ipynb #a67e2b45
 def model_groups(value):
-    "Groups of model specs (lists, or strings joining them with '+'), 2 or more per group, no group twice."
+    "Groups of model specs (lists, or strings joining them with '+'), 2 or more per group, no group twice in any order."
     if not isinstance(value, (list, tuple)) or not value: raise ValueError(f"must be a list of groups of 2 or more models, got {value!r}")
     groups = [_models(g) for g in value]
     if any(len(g) < 2 for g in groups): raise ValueError(f"a group needs 2 or more models, got {value!r}")
-    joined = ['+'.join(g) for g in groups]
-    twice = sorted({g for g in joined if joined.count(g) > 1})
-    if twice: raise ValueError(f"repeats group(s) {twice}: each would train the same thing twice and count it as two")
+    members = [frozenset(g) for g in groups]   # a+b and b+a train the same pair
+    twice = ['+'.join(g) for g, m in zip(groups, members) if members.count(m) > 1]
+    if twice: raise ValueError(f"repeats group(s) {twice} (the same models, in any order): each would train the same "
+                               "thing twice and count it as two")
     return groups
+
+# %% ../../nbs/08_classification_experiment.ipynb #d0f4b3c6
+@lru_cache(maxsize=None)   # each (model, size) checked once per process
+def takes_size(name: str, img_size: int):
+    """Refuse a size the timm model `name` cannot take (a ViT's patch or fixed size, a window, a kernel larger than the
+    map) before any work: `check_model_input`, then a forward pass on the meta device (no memory, no weights, ms)."""
+    check_model_input(name, img_size)
+    with torch.device('meta'): model = timm.create_model(name, pretrained=False).eval()
+    try:
+        with torch.no_grad(): model(torch.empty(2, 3, img_size, img_size, device='meta'))
+    except (AssertionError, RuntimeError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if 'meta' in first.lower(): return   # an operation the meta device lacks: the size is not what failed
+        raise ValueError(f"img_size={img_size} does not fit {name!r} ({first}): choose an img_size it takes") from None
 
 # %% ../../nbs/08_classification_experiment.ipynb #7ed2154d
 # what decides stage 1's weights
@@ -85,10 +103,11 @@ class DemoConfig(TwoStageConfig):
     workers: int = setting(0, integer(0), 'data loading processes (streamed sources decode there)')
     channels_last: bool = setting(True, boolean, 'channels-last memory for the models (faster convolutions); False: contiguous')
     on_error: str = setting('raise', choice(lambda: ('raise', 'skip')), "streamed sources: 'skip' leaves unreadable files out")
+    download: bool = setting(False, boolean, 'timm names (torch/<name>, hfds/<id>): download the data (online)')
     QUICK: ClassVar[dict] = dict(groups=[['tf_efficientnet_lite0', 'tf_efficientnet_lite1']], seeds=1, n_train=384, n_val=200,
                                  n_test=500, img_size=32, stage1_epochs=3, epochs=1)   # under a minute or two on 2 cores
     # how it runs: numbers differ by rounding only
-    RUN_ONLY: ClassVar[tuple] = ('device', 'precision', 'workers', 'channels_last')
+    RUN_ONLY: ClassVar[tuple] = ('device', 'precision', 'workers', 'channels_last', 'download')
 
     def models(self) -> list[str]:
         "Every distinct model spec, in order of first appearance."
@@ -97,7 +116,7 @@ class DemoConfig(TwoStageConfig):
     def check(self):
         "Every setting, then every model against the input size (a ViT's patch), before any folder is claimed."
         super().check()
-        for spec in self.models(): check_model_input(parse_model(spec)[0], self.img_size)
+        for spec in self.models(): takes_size(parse_model(spec)[0], self.img_size)
         return self
 
 # %% ../../nbs/08_classification_experiment.ipynb #f68449fe
@@ -119,7 +138,7 @@ class ClassificationExperiment(ExperimentHooks):
 
     def data(self, cfg):
         return load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, fallback=True,
-                            img_size=cfg.img_size, on_error=cfg.on_error)
+                            img_size=cfg.img_size, on_error=cfg.on_error, download=cfg.download)
     def task(self, data): return Classification(data['train'].num_classes)
     def groups(self, cfg): return cfg.groups
     def stage1_settings(self, cfg): return {k: getattr(cfg, k) for k in STAGE1_SETTINGS}
@@ -139,8 +158,18 @@ class ClassificationExperiment(ExperimentHooks):
                           workers=cfg.workers)
         return [{'model': n, 'acc': a} for n, a in accuracies(samples).items()], samples
 
+    def inputs(self, cfg):
+        path = Path(cfg.dataset)
+        if not path.is_absolute(): return {}   # a built-in, or a timm name
+        if path.suffix in ('.csv', '.parquet'): return {"the folder of the data's table": path.parent}
+        return {f"the data {'folder' if path.is_dir() else 'file'}": path}
+
     def facts(self, cfg, data):
-        return {'data': data['train'].name.split('/')[0], 'sizes': {k: len(v) for k, v in data.items()}}
+        "The data's name, each split's size as scored (unreadable files left out), and those files per split."
+        left_out = {k: v.unreadable() for k, v in data.items() if v.unreadable()}
+        return {'data': data['train'].name.split('/')[0],
+                'sizes': {k: len(v) - len(left_out.get(k, [])) for k, v in data.items()},
+                **({'unreadable': left_out} if left_out else {})}
 
 # %% ../../nbs/08_classification_experiment.ipynb #327e2005
 classification_experiment = ClassificationExperiment()

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
-from ..data.sets import ImageSet
+from ..data.sets import ImageSet, shown_name
 from ..data.load import load_dataset
 from ..engine.ledger import RoleLedger, teaching_share, flips
 from ..experiment.views import (complementary_figure, outline, model_colors, share_figure, epoch_figure, flips_table,
@@ -23,7 +23,7 @@ from .experiment import load_participants
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['NO_LEDGER', 'png', 'Explorer', 'explore', 'explore_demo']
+__all__ = ['NO_LEDGER', 'png', 'check_ledger_samples', 'Explorer', 'explore', 'explore_demo']
 
 # %% ../../nbs/08b_classification_explorer.ipynb #64a1fee3
 def png(image, scale: int = 2) -> bytes:  # image: (C, H, W) uint8 tensor or array
@@ -49,6 +49,27 @@ explore(screening, ledger=RoleLedger.read('runs/pair/ledger'), ledger_data=data[
         after=learner.predict(screening.data))</pre>
 or run <code>kt-nb demo</code>, which keeps a ledger per run in <code>runs/demo/runs/&lt;group&gt;-bikd-seed0/ledger</code>."""
 
+# %% ../../nbs/08b_classification_explorer.ipynb #cb82e3d5
+def check_ledger_samples(
+    ledger: pd.DataFrame | str | Path,  # a ledger folder (its `samples.parquet`), or a `RoleLedger.read` frame
+    data,                               # the training set whose images the explorer shows by the ledger's positions
+):
+    "Refuse data whose samples are not the ones the ledger names: a position would show another image."
+    where = f"the ledger in {ledger}" if isinstance(ledger, (str, Path)) else "the ledger"
+    if isinstance(ledger, (str, Path)):
+        if not (Path(ledger)/'samples.parquet').exists(): return   # written before ledgers kept sample names
+        named = pd.read_parquet(Path(ledger)/'samples.parquet', columns=['sample', 'sample_id'])
+        if len(named) != len(data):
+            raise ValueError(f"{where} names {len(named)} training samples, but the data has {len(data)}: it was "
+                             "written on other data (files added or removed since?); open the data the run trained on")
+    elif 'sample_id' in ledger: named = ledger[['sample', 'sample_id']].drop_duplicates('sample').sort_values('sample')
+    else: return
+    for sample, name in zip(named['sample'].tolist(), named['sample_id'].astype(str).tolist()):
+        ours = data.sample_id(sample) if sample < len(data) else None
+        if ours != name:
+            raise ValueError(f"{where} was written on other data: its sample {sample} is {shown_name(name)}, the "
+                             f"data's is {shown_name(ours) if ours else 'missing'}; open the data the run trained on")
+
 # %% ../../nbs/08b_classification_explorer.ipynb #f5256cd2
 class Explorer:
     "Pick models on the heat map, see who teaches what, overall, per class and per epoch; open samples."
@@ -68,6 +89,8 @@ class Explorer:
         self.colors = model_colors(names + [n for n in (ledger.attrs.get('names', []) if ledger is not None else []) if n not in names])
         if ledger is not None and ledger_data is not None and len(ledger) and ledger['sample'].max() >= len(ledger_data):
             raise ValueError(f"the ledger names sample {ledger['sample'].max()}, but ledger_data has {len(ledger_data)} samples")
+        if ledger is not None and ledger_data is not None:
+            check_ledger_samples(self.ledger_folder or ledger, ledger_data)   # the images shown are the ones taught
         run = [n for n in (ledger.attrs.get('names', []) if ledger is not None else []) if n in names]
         chosen = list(chosen or (run if len(run) >= 2 else names[:2]))
         self.latency: dict[str, float] = {}   # seconds the last call of each interaction took
@@ -336,7 +359,10 @@ def explore_demo(
     "The explorer on a demo's folder: its stage-1 models screened on its test split, one run's ledger and training set."
     out = Path(out)
     if not (out/'metrics.json').exists(): raise FileNotFoundError(f"no finished demo in {out}: run `kt-nb demo --out {out}` first")
-    metrics = json.loads((out/'metrics.json').read_text()); cfg = metrics['settings']
+    try: metrics = json.loads((out/'metrics.json').read_text()); cfg = metrics['settings']
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{out/'metrics.json'} is no finished demo's metrics ({type(e).__name__}: {str(e)[:60]}): damaged "
+                         f"or written by something else; open the folder of a `kt-nb demo` run") from None
     data = load_dataset(cfg['dataset'], n_train=cfg['n_train'], n_val=cfg['n_val'], n_test=cfg['n_test'], fallback=True,
                         img_size=cfg['img_size'], on_error=cfg.get('on_error', 'raise'))
     weights = {s: out/p for s, p in metrics['stage1'].items()} if 'stage1' in metrics else {   # before: out/stage1/<spec>
@@ -345,5 +371,6 @@ def explore_demo(
     runs = sorted(p for p in (out/'runs').iterdir() if '-control-' not in p.name) if (out/'runs').exists() else []
     folder = out/'runs'/run if run else (runs[0] if runs else None)
     if folder is None or not (folder/'ledger').exists(): raise FileNotFoundError(f"no transfer run with a ledger in {out/'runs'}")
+    check_ledger_samples(folder/'ledger', data['train'])   # before the models are screened
     screening = screen(models, data['test'], cache=out/'screening', device=device)
     return explore(screening, ledger=folder/'ledger', ledger_data=data['train'])

@@ -8,17 +8,32 @@ import warnings
 from pathlib import Path
 
 from .sets import draw_indices, load_fashion_mnist, load_digits_set
-from .sources import open_source
+from .splits import open_source
 from .storage import DataWarning
 
 # %% auto #0
-__all__ = ['BUILTIN_SETS', 'load_dataset']
+__all__ = ['BUILTIN_SETS', 'builtin_set', 'load_dataset']
 
 # %% ../../nbs/00c_data_load.ipynb #253320b6
 BUILTIN_SETS = ('fashion_mnist', 'digits')
 
+def builtin_set(name: str | Path) -> str | None:
+    """The built-in set `name` means ('digits', or 'builtin:digits' whatever lies in the working folder), or None for a
+    source of the user's own; a name that is both a built-in and a folder here is refused with both spellings."""
+    if not isinstance(name, str): return None   # a Path is always the user's
+    if name.startswith('builtin:'):
+        found = name.removeprefix('builtin:')
+        if found not in BUILTIN_SETS:
+            raise ValueError(f"no built-in set {found!r}: kt_nb has {', '.join(BUILTIN_SETS)}")
+        return found
+    if name not in BUILTIN_SETS: return None
+    if Path(name).is_dir():
+        raise ValueError(f"{name!r} is both kt_nb's built-in set and the folder ./{name}: write 'builtin:{name}' for "
+                         f"the built-in set, or './{name}' for the folder")
+    return name
+
 def load_dataset(
-    name: str | Path = 'fashion_mnist',  # a built-in ('fashion_mnist', 'digits') or any source `sources.open_source` reads
+    name: str | Path = 'fashion_mnist',  # a built-in ('digits', 'builtin:digits'; see `builtin_set`) or any source
     n_train: int | None = None,   # cap on training samples (None: all)
     n_val: int | None = None,     # validation samples, from the training data (None: 5,000; digits: 1/6)
     n_test: int | None = None,    # cap on test samples (None: all; digits: 1/4)
@@ -28,8 +43,9 @@ def load_dataset(
     **source_options,             # streamed sources: img_size, crop_pct, scale, augment, on_error, download (see `open_source`)
 ) -> dict:
     "Train, validation and test sets: `ImageSet`s of a built-in, streamed sets of any other source."
-    if name not in BUILTIN_SETS:
+    if builtin_set(name) is None:   # the user's own: `splits.open_source` reads it
         return open_source(name, n_train, n_val, n_test, split_seed, root=root, **source_options)
+    name = builtin_set(name)
     # the built-ins are small and in memory: source options have nothing to do (each model resizes on the device)
     if name == 'fashion_mnist':
         try: official = load_fashion_mnist(root)

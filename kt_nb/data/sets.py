@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip, os, struct, warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -18,7 +19,8 @@ from .storage import state_hash
 
 # %% auto #0
 __all__ = ['FASHION_CLASSES', 'FASHION_FILES', 'read_idx', 'fashion_mnist_candidates', 'find_fashion_mnist', 'InMemory',
-           'ImageSet', 'collate_samples', 'draw_indices', 'load_fashion_mnist', 'load_digits_set', 'Augment']
+           'ImageSet', 'shown_name', 'UnreadableData', 'Skipped', 'collate_samples', 'draw_indices',
+           'load_fashion_mnist', 'load_digits_set', 'Augment']
 
 # %% ../../nbs/00a_data_sets.ipynb #5f12b35a
 def read_idx(path: str | Path) -> np.ndarray:  # (N, H, W) images or (N,) labels, uint8
@@ -137,10 +139,46 @@ class ImageSet(InMemory):
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r}, {len(self)} images {tuple(self.images.shape[1:])}, {self.num_classes} classes)"
 
+# %% ../../nbs/00a_data_sets.ipynb #bb58b593
+def shown_name(name) -> str:
+    """A file's name on one line, as messages and lists show it: as it is, or quoted and escaped (Python's `repr`) where
+    it holds a line break or another unprintable character, a backslash, or starts with a quote."""
+    name = str(name)
+    plain = name.isprintable() and '\\' not in name and not name.startswith(("'", '"'))
+    return name if plain else repr(name)
+
+class UnreadableData(ValueError):
+    "Files that cannot be read. The message names them in one line, also when a data loader's worker process raised it."
+    def __init__(self, message: str = ''):
+        if message.startswith('Caught ') and '\nOriginal Traceback' in message:   # torch's wrapping of a worker's error
+            last = message.rstrip().splitlines()[-1]   # 'kt_nb.data.sources.UnreadableImage: cannot read image ...'
+            super().__init__(last.partition(': ')[2] or last)
+            self.add_note(message)                      # the worker's traceback, for whoever debugs
+        else: super().__init__(message)
+
+class Skipped(NamedTuple):
+    "What a streamed set yields in place of a file it leaves out as unreadable; `collate_samples` drops it."
+    split: str   # the set's name, e.g. 'photos/test'
+    file: str    # the file's name below the set's root
+    size: int    # the number of samples in the set
+
 # %% ../../nbs/00a_data_sets.ipynb #260b1289
 def collate_samples(items: list) -> tuple[Tensor, Tensor, Tensor]:  # images (B, ...), labels (B, ...), indices (B,)
-    "A batch of `(image, label, index)` items; `None` (a file a set skipped as unreadable) is left out."
-    return default_collate([item for item in items if item is not None])
+    "A batch of `(image, label, index)` items; what a set left out (`Skipped`, `None`) is dropped, but not everything."
+    kept = [item for item in items if item is not None and not isinstance(item, Skipped)]
+    if kept or not items: return default_collate(kept)
+    raise UnreadableData(_nothing_readable([item for item in items if isinstance(item, Skipped)], len(items)))
+
+# %% ../../nbs/00a_data_sets.ipynb #0d04bee6
+def _nothing_readable(skipped: list[Skipped], n: int) -> str:
+    "The line that says a batch holds no readable image: which split, how many files, which ones."
+    if not skipped: return f"all {n} samples of a batch were left out as unreadable: a batch needs one readable sample"
+    split, some = skipped[0].split, ', '.join(shown_name(s.file) for s in skipped[:3])
+    if n == skipped[0].size:
+        return (f"every image of {split} is unreadable ({n} file(s), e.g. {some}): nothing of {split} is left to use; "
+                "replace the files, or remove the split")
+    return (f"all {n} images of one batch of {split} are unreadable (e.g. {some}): unreadable files are left out of "
+            "their batch, but a batch needs one readable image; replace or remove them")
 
 # %% ../../nbs/00a_data_sets.ipynb #a242a74c
 def draw_indices(n_total: int, sizes: list[int | None], seed: int) -> list[Tensor]:

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/00b_data_sources.ipynb #dda97dc4
 from __future__ import annotations
-import hashlib, os, random, tempfile, uuid, warnings
+import hashlib, json, os, random, tarfile, tempfile, uuid, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -16,18 +16,17 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from fastcore.basics import patch
 
-from .sets import ImageSet, draw_indices
+from .sets import ImageSet, Skipped, UnreadableData, draw_indices, shown_name
 from .storage import DataWarning
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'STREAMS', 'UnreadableImage', 'to_rgb', 'read_image', 'ImageTransform', 'FileSet',
-           'files_fingerprint', 'scan_class_folders', 'write_image_folder', 'read_table', 'open_timm', 'TimmSet',
-           'timm_set', 'three_splits', 'open_source']
+__all__ = ['IMAGE_SUFFIXES', 'UnreadableImage', 'to_rgb', 'read_image', 'ImageTransform', 'FileSet', 'files_fingerprint',
+           'scan_class_folders', 'write_image_folder', 'read_table']
 
 # %% ../../nbs/00b_data_sources.ipynb #9d5d5895
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.webp', '.bmp')
 
-class UnreadableImage(ValueError):
+class UnreadableImage(UnreadableData):
     "An image file that cannot be decoded; the message names the file."
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -49,7 +48,8 @@ def read_image(source,                # a path, or an open file
             image.load()
             return to_rgb(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise UnreadableImage(f"cannot read image {name or source}: {e}") from None
+        reason = str(e).replace('\n', ' ')
+        raise UnreadableImage(f"cannot read image {shown_name(name or source)}: {reason}") from None
 
 # %% ../../nbs/00b_data_sources.ipynb #fe5833a8
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class FileSet(Dataset):
     classes: tuple[str, ...]
     name: str = ''
     transform: ImageTransform = field(default_factory=ImageTransform)
-    on_error: str = 'raise'       # 'skip': leave unreadable files out of their batch, listed by `unreadable()`
+    on_error: str = 'raise'       # 'skip': unreadable files left out of their batch, listed by `unreadable()`
 
     def __post_init__(self):
         self.root, self.classes = Path(self.root), tuple(self.classes)
@@ -110,9 +110,11 @@ class FileSet(Dataset):
     def __getitem__(self, i: int):
         try: image = self._read(i)
         except UnreadableImage as e:
-            if self.on_error == 'raise': raise UnreadableImage(f"{e} (below {self.root}); replace or remove it, or load with on_error='skip'") from None
-            with open(self._skipped, 'a') as log: log.write(f"{self.files[i]}\t{e}\n")
-            return None
+            if self.on_error == 'raise':
+                raise UnreadableImage(f"{e} (below {self.root}); replace or remove it, or load with on_error='skip'") \
+                    from None
+            with open(self._skipped, 'a') as log: log.write(json.dumps([self.files[i], str(e)]) + '\n')   # one line
+            return Skipped(self.name, self.files[i], len(self))
         return self.transform(image, int(self._seed) * 1_000_003 + int(i)), self.labels[i], i
 
 # %% ../../nbs/00b_data_sources.ipynb #61a43b72
@@ -120,22 +122,34 @@ class FileSet(Dataset):
 def sample_id(self: FileSet, i: int) -> str: return self.files[i]
 
 # %% ../../nbs/00b_data_sources.ipynb #332d44fc
-def files_fingerprint(root: Path, names: list[str], header: str = '') -> str:
-    "SHA-256 of `header` and of each file's name, size and modification time below `root`: a set's identity, not its pixels."
+def files_fingerprint(root: Path,
+                      names: list[str],      # the files, relative to `root`
+                      header: str = '',
+                      missing_ok: bool = False,  # a missing file (or a link to nothing) counts as such; else an error
+                     ) -> str:
+    """SHA-256 of `header` and of each file's name below `root` and size: what the set is, wherever it lies. Not the
+    pixels, not the paths or modification times, which a copy (`cp -r`, `rsync`) changes."""
     h = hashlib.sha256(header.encode())
     for name in names:
-        try: info = os.stat(Path(root)/name)
-        except FileNotFoundError: raise FileNotFoundError(f"{name} is gone from {root} since the set was opened") from None
-        h.update(f"{name}|{info.st_size}|{info.st_mtime_ns}\n".encode())
+        if os.path.isabs(name):
+            raise ValueError(f"{shown_name(name)} is not relative to {root}: a set names its files below its root")
+        try: size = os.stat(Path(root)/name).st_size
+        except FileNotFoundError:
+            if not missing_ok:
+                raise FileNotFoundError(f"{shown_name(name)} is missing below {root} (deleted, or a link to nothing): "
+                                        "put it back, or remove it from the data") from None
+            size = -1
+        h.update((json.dumps([name, size]) + '\n').encode())
     return h.hexdigest()
 
 # %% ../../nbs/00b_data_sources.ipynb #38d329cf
 @patch
 def fingerprint(self: FileSet) -> str:
-    "The files (`files_fingerprint`), labels, classes and transform; computed once (ImageNet: 1.28 M file sizes and times)."
+    "The files (`files_fingerprint`), labels, classes and transform; computed once (ImageNet: 1.28 M file sizes)."
     if self._fingerprint is None:
         labels = hashlib.sha256(self.labels.numpy().tobytes()).hexdigest()
-        self._fingerprint = files_fingerprint(self.root, self.files, f"{self.classes!r}|{self.transform!r}|{labels}")
+        self._fingerprint = files_fingerprint(self.root, self.files, f"{self.classes!r}|{self.transform!r}|{labels}",
+                                              missing_ok=self.on_error == 'skip')   # a file gone is one more left out
     return self._fingerprint
 
 # %% ../../nbs/00b_data_sources.ipynb #75416966
@@ -158,7 +172,8 @@ def reseed(self: FileSet, seed: int): self._seed.fill_(seed)
 def unreadable(self: FileSet) -> list[str]:
     "The files left out so far (with `on_error='skip'`)."
     if not self._skipped.exists(): return []
-    return list(dict.fromkeys(line.split('\t')[0] for line in self._skipped.read_text().splitlines()))   # each file once, however often read
+    lines = self._skipped.read_text().splitlines()
+    return list(dict.fromkeys(json.loads(line)[0] for line in lines))   # each file once, however often read
 
 @patch
 def __repr__(self: FileSet) -> str:
@@ -226,175 +241,72 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, tuple[str, ...]]:  # row
     if 'split' not in rows: rows['split'] = 'train'
     for column in ('path', 'label', 'split'):
         empty = rows.index[rows[column].isna()]
-        if len(empty): raise ValueError(f"{path}: row(s) {[int(r) + 2 for r in empty[:5]]} have no {column}")
+        if len(empty): raise ValueError(f"{path}: row(s) {[_row(r) for r in empty[:5]]} have no {column}")
     bad = sorted(set(rows.split) - {'train', 'val', 'test'})
-    if bad or 'train' not in set(rows.split): raise ValueError(f"{path}: split must be train, val or test, with some train rows; found {sorted(set(rows.split))}")
-    gone = [(int(r) + 2, p) for r, p in zip(rows.index, rows.path) if not (path.parent/p).is_file()]
-    if gone: raise FileNotFoundError(f"{path}: {len(gone)} file(s) do not exist, e.g. row {gone[0][0]}: {gone[0][1]}")
+    if bad or 'train' not in set(rows.split):
+        raise ValueError(f"{path}: split must be train, val or test, with some train rows; "
+                         f"found {sorted(set(rows.split))}")
+    _check_files(path, rows)
+    classes = _table_classes(path, rows)
     numeric = pd.api.types.is_integer_dtype(rows.label)
-    train_labels = rows.label[rows.split == 'train']
-    classes = tuple(map(str, range(int(train_labels.max()) + 1))) if numeric else tuple(sorted(map(str, set(train_labels))))
     index = rows.label if numeric else rows.label.astype(str).map({c: i for i, c in enumerate(classes)})
-    unknown = rows.index[index.isna() | (index < 0) | (index >= len(classes))]
+    unknown = rows.index[index.isna() | (index >= len(classes))]
     if len(unknown):
         r = unknown[0]
-        raise ValueError(f"{path}: row {int(r) + 2} ({rows.path[r]}) has label {rows.label[r]!r}, not one of the training rows' classes {list(classes)[:10]}")
+        raise ValueError(f"{path}: row {_row(r)} ({shown_name(rows.path[r])}, {rows.split[r]}) has label "
+                         f"{rows.label[r]!r}, which no training row has (training classes: {list(classes)[:10]}): "
+                         "add training images of that class, or remove the row")
     return rows.assign(label=index.astype(np.int64)), classes
 
-# %% ../../nbs/00b_data_sources.ipynb #e9030ba0
-STREAMS = ('hfids', 'wds', 'tfds')   # timm prefixes of iterable sets
+# %% ../../nbs/00b_data_sources.ipynb #49401d8a
+def _row(r) -> int: return int(r) + 2   # a row's line in the file: after the header, counted from 1
 
-def _timm_labels(dataset) -> list[int]:
-    "Every label of a timm or torchvision set, read without decoding an image."
-    reader = getattr(dataset, 'reader', None)
-    if reader is not None and hasattr(reader, 'iter_targets'): return list(reader.iter_targets())   # Hugging Face
-    if reader is not None and getattr(reader, 'targets', None) is not None: return list(reader.targets)   # tar
-    if reader is not None and hasattr(reader, 'samples'): return [target for _, target in reader.samples]   # folder
-    if getattr(dataset, 'targets', None) is not None: return list(dataset.targets)   # torchvision
-    raise ValueError(f"cannot read the labels of {type(dataset).__name__} without decoding its images")
+def _check_files(path: Path, rows: pd.DataFrame):
+    "Every row names a file below the table's folder that exists, once: no file twice, none in two splits."
+    absolute = [(_row(r), p) for r, p in zip(rows.index, rows.path) if os.path.isabs(str(p))]
+    if absolute:
+        raise ValueError(f"{path}: {len(absolute)} row(s) give absolute paths, e.g. row {absolute[0][0]}: "
+                         f"{shown_name(absolute[0][1])}; write them relative to {path.parent}, so that a copy is the "
+                         "same data")
+    gone = [(_row(r), p) for r, p in zip(rows.index, rows.path) if not (path.parent/p).is_file()]
+    if gone:
+        raise FileNotFoundError(f"{path}: {len(gone)} file(s) do not exist, e.g. row {gone[0][0]}: "
+                                f"{shown_name(gone[0][1])}")
+    key = rows.path.map(lambda p: os.path.normpath(str(p)))   # 'a/./b.png' is 'a/b.png'
+    train = set(key[rows.split == 'train'])
+    leaked = rows.index[(rows.split != 'train') & key.isin(train)]
+    if len(leaked):
+        named = ', '.join(f"row {_row(r)} ({rows.split[r]}): {shown_name(rows.path[r])}" for r in leaked[:3])
+        raise ValueError(f"{path}: {len(leaked)} val/test row(s) name files that training rows name too, e.g. {named}; "
+                         "a file belongs to one split: remove it from the others")
+    twice = rows.index[key.duplicated(keep=False)]
+    if len(twice):
+        first = key[twice[0]]
+        same = [_row(r) for r in twice if key[r] == first]
+        raise ValueError(f"{path}: {key[twice].nunique()} file(s) have more than one row, e.g. rows {same[:5]}: "
+                         f"{shown_name(rows.path[twice[0]])}; give each file one row")
 
-# %% ../../nbs/00b_data_sources.ipynb #2fa20616
-def _timm_classes(dataset, labels) -> tuple[str, ...]:
-    reader = getattr(dataset, 'reader', None)
-    mapping = getattr(reader, 'class_to_idx', None) or getattr(reader, 'class_name_to_idx', None) or getattr(dataset, 'class_to_idx', None)
-    if mapping: return tuple(sorted(mapping, key=mapping.get))
-    return tuple(getattr(dataset, 'classes', None) or map(str, range(max(labels) + 1)))
-
-# %% ../../nbs/00b_data_sources.ipynb #d5004d2b
-def open_timm(
-    source: str,                 # a timm data-set name ('torch/cifar100', 'hfds/<id>'), or a .tar path
-    root: str | Path | None,     # where the files are (or go, with `download`)
-    split: str,                  # 'train', 'validation', ...
-    download: bool = False,
-):
-    "`timm.data.create_dataset`, with an error that names the source and what was tried."
-    from timm.data import create_dataset
-    prefix = source.partition('/')[0].lower()
-    if prefix in STREAMS:
-        raise ValueError(f"{source!r} is a stream without random access; kt_nb needs to read sample i: use a map-style "
-                         "source (hfds/, torch/, a folder or a .tar of class folders), or write the stream out as an image folder")
-    name, root = ('', source) if str(source).endswith('.tar') else (source, root)
-    try: return create_dataset(name, root=str(root) if root is not None else None, split=split, download=download)
-    except Exception as e:
-        hint = '' if download else '; pass download=True where this machine can download it'
-        raise FileNotFoundError(f"could not open {source!r} split {split!r} with timm (root={root}, download={download}): "
-                                f"{type(e).__name__}: {e}{hint}") from None
-
-# %% ../../nbs/00b_data_sources.ipynb #91ca726a
-@dataclass(eq=False)
-class TimmSet(FileSet):
-    "A timm (or torchvision) map-style set behind the data-set protocol; `files` are the reader's sample names."
-    dataset: Dataset | None = None   # the set `open_timm` made
-    index: Tensor | None = None      # (N,) each sample's position in `dataset`
-    source: str = ''
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.index is None: self.index = torch.arange(len(self.files))
-
-    def _read(self, i: int) -> Image.Image:
-        reader, j = getattr(self.dataset, 'reader', None), int(self.index[i])
-        if reader is None: item = self.dataset[j][0]   # torchvision: a PIL image
-        else: item = reader[j][0]                      # timm: a path, a tar member or bytes
-        return to_rgb(item) if isinstance(item, Image.Image) else read_image(item, f"{self.source}:{self.files[i]}")
-
-# %% ../../nbs/00b_data_sources.ipynb #3bad3236
-@patch
-def subset(self: TimmSet, idx, name: str | None = None) -> TimmSet:
-    "The samples at `idx`, renumbered from 0."
-    idx = torch.as_tensor(idx, dtype=torch.long)
-    return replace(FileSet.subset(self, idx, name), index=self.index[idx])
-
-# %% ../../nbs/00b_data_sources.ipynb #b28e97a7
-@patch
-def fingerprint(self: TimmSet) -> str:
-    "SHA-256 of the source, split, sample names and labels, and of the root's size and time where it is one file (a tar)."
-    root = Path(self.root)
-    stamp = f"{root.stat().st_size}|{root.stat().st_mtime_ns}" if root.is_file() else ''
-    h = hashlib.sha256(f"{self.name}|{self.classes!r}|{self.transform!r}|{stamp}".encode())
-    for name, label, j in zip(self.files, self.labels.tolist(), self.index.tolist()): h.update(f"{name}|{label}|{j}\n".encode())
-    return h.hexdigest()
-
-# %% ../../nbs/00b_data_sources.ipynb #8e94cce8
-def timm_set(source: str, root=None, split: str = 'train', download: bool = False,
-             transform: ImageTransform | None = None, on_error: str = 'raise') -> TimmSet:
-    "One split of a timm data set (see `open_timm`) as a `TimmSet`."
-    dataset = open_timm(source, root, split, download)
-    labels = _timm_labels(dataset)
-    reader = getattr(dataset, 'reader', None)
-    files = list(dataset.filenames()) if hasattr(reader, 'samples') else [f"#{j}" for j in range(len(dataset))]
-    return TimmSet(Path(root or source), files, torch.as_tensor(labels, dtype=torch.long), _timm_classes(dataset, labels),
-                   f"{source}/{split}", transform or ImageTransform(), on_error, dataset=dataset, source=source)
-
-# %% ../../nbs/00b_data_sources.ipynb #d5a7c584
-def three_splits(
-    train, held_out=None, test=None,   # the source's sets: train, and its val and test where it has them
-    n_train: int | None = None, n_val: int | None = None, n_test: int | None = None,   # caps (None: all, or a default share of train)
-    split_seed: int = 0,
-) -> dict:
-    "train / val / test from a source's sets; what is missing is drawn from `train`, disjointly."
-    test = test if test is not None else held_out
-    val = held_out if test is not held_out else None
-    drawn = []
-    if val is None: drawn.append(n_val if n_val is not None else min(5000, max(1, len(train) // 10)))
-    if test is None: drawn.append(n_test if n_test is not None else max(1, len(train) // 5))
-    parts = [idx.sort().values for idx in draw_indices(len(train), drawn + [None], split_seed)]   # each in the source's order
-    rest = parts.pop()
-    evaluated = lambda idx, split: _evaluation(train.subset(idx, f"{train.name.rsplit('/', 1)[0]}/{split}"))
-    if val is None: val = evaluated(parts.pop(0), 'val')
-    elif n_val is not None: val = val.subset(draw_indices(len(val), [min(n_val, len(val))], split_seed)[0])
-    if test is None: test = evaluated(parts.pop(0), 'test')
-    elif n_test is not None: test = test.subset(draw_indices(len(test), [min(n_test, len(test))], split_seed)[0])
-    if n_train is not None and n_train < len(rest): rest = rest[draw_indices(len(rest), [n_train], split_seed)[0].sort().values]
-    return {'train': train.subset(rest), 'val': val, 'test': test}
-
-# %% ../../nbs/00b_data_sources.ipynb #ac126a06
-def _evaluation(data):
-    "The same samples under the evaluation transform (streamed sets; in-memory sets have no transform)."
-    return replace(data, transform=replace(data.transform, train=False)) if hasattr(data, 'transform') else data
-
-# %% ../../nbs/00b_data_sources.ipynb #5e3fe6fa
-def open_source(
-    source: str | Path,          # an image folder, a .csv/.parquet table, a .tar, or a timm name (torch/..., hfds/...)
-    n_train: int | None = None, n_val: int | None = None, n_test: int | None = None, split_seed: int = 0,
-    img_size: int = 224,         # the working size images are decoded to
-    crop_pct: float = 0.875,     # evaluation: the centre crop's share
-    scale: tuple[float, float] = (0.08, 1.0),  # training: the random crop's share of the area
-    augment: bool = True,        # False: training images get the evaluation transform (augment the batch instead)
-    on_error: str = 'raise',     # 'skip': leave unreadable files out, listed by `unreadable()` and in the run folder
-    root: str | Path | None = None,  # timm names: where the files are
-    download: bool = False,      # timm names: download where the machine can
-) -> dict[str, FileSet]:
-    "Train, validation and test sets streamed from a source."
-    train_tf = ImageTransform(img_size, train=augment, scale=scale, crop_pct=crop_pct)
-    eval_tf = ImageTransform(img_size, crop_pct=crop_pct)
-    path, text = Path(source), str(source)
-    name = path.stem if path.suffix else path.name
-    if path.is_dir():
-        if not (path/'train').is_dir():
-            raise FileNotFoundError(f"{path} has no train/ folder: expected {path}/train/<class>/<image> (and val/, test/ beside it)")
-        files, labels, classes = scan_class_folders(path/'train', path)
-        make = lambda f, l, split, tf: FileSet(path, f, torch.tensor(l), classes, f"{name}/{split}", tf, on_error)
-        sets = {'train': make(files, labels, 'train', train_tf)}
-        for split in ('val', 'test'):
-            if (path/split).is_dir(): sets[split] = make(*scan_class_folders(path/split, path, classes)[:2], split, eval_tf)
-        return three_splits(sets['train'], sets.get('val'), sets.get('test'), n_train, n_val, n_test, split_seed)
-    if path.suffix in ('.csv', '.parquet'):
-        rows, classes = read_table(path)
-        sets = {split: FileSet(path.parent, part.path.tolist(), torch.tensor(part.label.to_numpy()), classes, f"{name}/{split}",
-                               train_tf if split == 'train' else eval_tf, on_error) for split, part in rows.groupby('split')}
-        return three_splits(sets['train'], sets.get('val'), sets.get('test'), n_train, n_val, n_test, split_seed)
-    if text.partition('/')[0].lower() in ('torch', 'hfds', *STREAMS) or path.suffix == '.tar':
-        train = timm_set(text, root, 'train', download, train_tf, on_error)
-        splits = [] if path.suffix == '.tar' else ['validation', 'val', 'test']   # a tar is one split
-        held = next((s for s in splits if _has_split(text, root, s, download)), None)
-        held_out = timm_set(text, root, held, download, eval_tf, on_error) if held else None
-        return three_splits(train, held_out, None, n_train, n_val, n_test, split_seed)
-    raise FileNotFoundError(f"no data set {text!r}: not a built-in (fashion_mnist, digits), not a folder or a .csv/.parquet/.tar "
-                            "file on disk, nor a timm name (torch/<name>, hfds/<id>)")
-
-# %% ../../nbs/00b_data_sources.ipynb #ce35492d
-def _has_split(source: str, root, split: str, download: bool) -> bool:
-    try: open_timm(source, root, split, download)
-    except FileNotFoundError: return False
-    return True
+# %% ../../nbs/00b_data_sources.ipynb #c10dd8e6
+def _table_classes(path: Path, rows: pd.DataFrame) -> tuple[str, ...]:
+    "The classes the training rows define, two or more: names sorted, or indices 0..max, each with a training image."
+    train = rows.label[rows.split == 'train']
+    if not pd.api.types.is_integer_dtype(rows.label): classes = tuple(sorted(map(str, set(train))))
+    else:
+        negative = rows.index[rows.label < 0]
+        if len(negative):
+            raise ValueError(f"{path}: row(s) {[_row(r) for r in negative[:5]]} have label(s) "
+                             f"{sorted(set(rows.label[negative]))[:5]}: integer labels are class indices from 0")
+        classes = tuple(map(str, range(int(train.max()) + 1)))
+        absent = sorted(set(range(len(classes))) - set(train))
+        if absent:
+            beyond = rows.index[rows.label > absent[0]]
+            stray = sorted(set(rows.label[beyond]))[:5]
+            why = (f"row(s) {[_row(r) for r in beyond[:5]]} have label(s) {stray}, beyond the others"
+                   if len(beyond) <= len(rows) // 2 else "integer labels count classes from 0")
+            raise ValueError(f"{path}: integer labels are class indices, so labels up to {len(classes) - 1} make "
+                             f"{len(classes)} classes, and {len(absent)} of them lack training images ({absent[:5]}): "
+                             f"{why}; number the classes 0..{train.nunique() - 1}, or write class names")
+    if len(classes) < 2:
+        raise ValueError(f"{path}: the training rows hold {len(classes)} class(es) {list(classes)}: "
+                         "a classifier needs two or more")
+    return classes

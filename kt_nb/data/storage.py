@@ -4,7 +4,7 @@
 
 # %% ../../nbs/00_data_storage.ipynb #bff9fe18
 from __future__ import annotations
-import hashlib, os, pickle, tempfile
+import hashlib, os, pickle, sys, tempfile
 from pathlib import Path
 
 import torch
@@ -14,7 +14,7 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['atomic_write', 'previous_path', 'UnsafeWeightsError', 'state_hash', 'load_state', 'save_state', 'pack_state',
-           'unpack_state', 'DataWarning']
+           'unpack_state', 'DataWarning', 'bar_width']
 
 # %% ../../nbs/00_data_storage.ipynb #f9b2c069
 def atomic_write(path: str | Path, write, keep_previous: bool = False) -> Path:
@@ -143,3 +143,9 @@ def unpack_state(tree, tensors: dict[str, Tensor]):
 # %% ../../nbs/00_data_storage.ipynb #78225a2d
 class DataWarning(UserWarning):
     "kt_nb went on without part of your data or files (passed over, left out, replaced): worth reading, not a fault in kt_nb."
+
+# %% ../../nbs/00_data_storage.ipynb #96748344
+def bar_width(most: int = 120) -> int | None:   # None: off a terminal (a notebook's bar sizes itself)
+    "The columns a progress bar on this terminal may take: all of them, but at most `most`, however wide the terminal."
+    try: return min(most, os.get_terminal_size(sys.stderr.fileno()).columns) if sys.stderr.isatty() else None
+    except (OSError, ValueError, AttributeError): return None

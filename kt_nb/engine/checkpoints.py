@@ -14,7 +14,7 @@ from ..data.storage import DataWarning, load_state, pack_state, previous_path, s
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['CheckpointMismatch', 'config_hash', 'match_layouts', 'Checkpoints']
+__all__ = ['CheckpointMismatch', 'config_hash', 'data_summary', 'data_changes', 'match_layouts', 'Checkpoints']
 
 # %% ../../nbs/05a_engine_checkpoints.ipynb #bdbe177a
 class CheckpointMismatch(ValueError):
@@ -24,6 +24,27 @@ class CheckpointMismatch(ValueError):
 def config_hash(manifest: dict) -> str:
     "SHA-256 of a run's manifest: one string that names the configuration."
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+# %% ../../nbs/05a_engine_checkpoints.ipynb #df052f3d
+def data_summary(data) -> dict:
+    "What a training set holds, in numbers a person can compare: samples, class names, samples per class."
+    summary = {'samples': len(data), 'classes': [str(c) for c in getattr(data, 'classes', ())]}
+    labels = getattr(data, 'labels', None)
+    if isinstance(labels, torch.Tensor) and labels.ndim == 1:
+        summary['per_class'] = torch.bincount(labels, minlength=len(summary['classes'])).tolist()
+    return summary
+
+def data_changes(saved: dict, now: dict) -> str:
+    "How a training set differs from the one a checkpoint was written on, in words."
+    if not saved: return "the checkpoint is older than the record of its data, so how is unknown"
+    changes = [f"{saved['samples']} samples then, {now['samples']} now"] if saved['samples'] != now['samples'] else []
+    gone = [c for c in saved['classes'] if c not in now['classes']]
+    added = [c for c in now['classes'] if c not in saved['classes']]
+    if gone or added: changes.append(f"classes gone {gone[:5]}, added {added[:5]}")
+    elif saved.get('per_class') and now.get('per_class') and saved['per_class'] != now['per_class']:
+        changes += [f"class {c!r}: {a} then, {b} now"
+                    for c, a, b in zip(now['classes'], saved['per_class'], now['per_class']) if a != b][:3]
+    return '; '.join(changes) or "as many samples per class, but files renamed, resized, relabelled or reordered"
 
 # %% ../../nbs/05a_engine_checkpoints.ipynb #429aa10a
 def match_layouts(optimizer: torch.optim.Optimizer):
@@ -58,7 +79,7 @@ class Checkpoints:
                 'models': {str(i): self.members[i].model.state_dict() for i in self.optimizers},
                 'optimizers': {str(i): o.state_dict() for i, o in self.optimizers.items()},
                 'schedulers': {str(i): s.state_dict() for i, s in self.schedulers.items()},
-                'scaler': self.scaler.state_dict(), 'processes': processes}
+                'scaler': self.scaler.state_dict(), 'processes': processes, 'data': data_summary(self.train_set)}
         tensors = {}
         header = json.dumps(pack_state(tree, tensors))
         return save_state(tensors, path, metadata={'kt_nb_checkpoint': header}, keep_previous=True)
@@ -73,6 +94,10 @@ def load_checkpoint(self: Checkpoints, path: str | Path) -> tuple[int, int]:
     saved, ours = tree['manifest'], self._manifest()
     if tree['config_sha256'] != config_hash(ours):
         diff = {k: (saved.get(k), ours.get(k)) for k in ours if saved.get(k) != ours.get(k)}
+        if set(diff) <= {'n_train', 'train_data_sha256'}:
+            how = data_changes(tree.get('data', {}), data_summary(self.train_set))
+            raise CheckpointMismatch(f"checkpoint {path} was written on other training data: {how}. Resume on "
+                                     "the data the run began with (a copy elsewhere is the same) or use another folder")
         raise CheckpointMismatch(f"checkpoint {path} belongs to another run; differences (saved, now): {diff}. "
                                  "Resume with the run's own models and settings, or start in another folder.")
     for i, opt in self.optimizers.items():

@@ -16,9 +16,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..data.sets import ImageSet, Augment, collate_samples
+from ..data.sets import ImageSet, Augment, collate_samples, shown_name
 from .models import Participant, eval_mode, resolve_device, resolve_precision, to_channels_last
-from ..data.storage import DataWarning, atomic_write, save_state, state_hash
+from ..data.storage import DataWarning, atomic_write, bar_width, save_state, state_hash
 from .tasks import Task, Classification, per_sample
 from .roles import Method, get_method
 from .losses import joint_loss
@@ -27,7 +27,7 @@ from .distributed import EpochBatches, start_distributed
 from .checkpoints import Checkpoints
 
 # %% auto #0
-__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'JointLearner', 'bar_width']
+__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'JointLearner']
 
 # %% ../../nbs/06_engine_learner.ipynb #89b33b41
 AUTOCAST_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}   # precision -> autocast dtype
@@ -336,8 +336,8 @@ def _note_unreadable(self: JointLearner, row: dict):
     unreadable = self.train_set.unreadable()
     if not unreadable: return
     row['unreadable'] = len(unreadable)
-    if self.out and self.rank == 0: atomic_write(self.out/'unreadable.txt', lambda p: p.write_text(''.join(f + '\n' for f in unreadable)))
-    warnings.warn(f"{len(unreadable)} unreadable training file(s) left out so far, e.g. {unreadable[0]}"
+    if self.out and self.rank == 0: atomic_write(self.out/'unreadable.txt', lambda p: p.write_text(''.join(shown_name(f) + '\n' for f in unreadable)))
+    warnings.warn(f"{len(unreadable)} unreadable training file(s) left out so far, e.g. {shown_name(unreadable[0])}"
                   + (f"; all listed in {self.out/'unreadable.txt'}" if self.out else ''), DataWarning)
 
 @patch
@@ -371,12 +371,6 @@ def _train_epoch(self: JointLearner, epoch: int,
         bar.update()
         if checkpoint and self.checkpoint_every and step % self.checkpoint_every == 0 and step < self.steps_per_epoch:
             self._check_finite(epoch, weights=True); self.ledger.flush(); self.save_checkpoint(checkpoint, epoch, step)
-
-# %% ../../nbs/06_engine_learner.ipynb #96748344
-def bar_width(most: int = 120) -> int | None:   # None: off a terminal (a notebook's bar sizes itself)
-    "The columns a progress bar on this terminal may take: all of them, but at most `most`, however wide the terminal."
-    try: return min(most, os.get_terminal_size(sys.stderr.fileno()).columns) if sys.stderr.isatty() else None
-    except (OSError, ValueError, AttributeError): return None
 
 # %% ../../nbs/06_engine_learner.ipynb #725ed0e5
 @patch

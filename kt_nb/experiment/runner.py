@@ -14,19 +14,19 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..data.storage import atomic_write
+from ..data.storage import atomic_write, bar_width
 from ..engine.tasks import Task
 from ..engine.models import Participant
-from ..engine.learner import JointLearner, bar_width
+from ..engine.learner import JointLearner
 from ..engine.ledger import RoleLedger, complementary_matrix, flips, taught_shares
-from .settings import (Arm, RUNNER_FILES, TwoStageConfig, claim_folder, stage1_weights, write_metrics,
-                                       strict_json, machine)
+from .settings import (Arm, RUNNER_FILES, TwoStageConfig, FolderInUse, check_apart, claim_folder,
+                                       stage1_weights, write_metrics, strict_json, machine)
 from .evidence import arm_table, paired_flips, paired_summary
 
 # %% auto #0
 __all__ = ['REQUIRED_HOOKS', 'ExperimentHooks', 'check_hooks', 'arm_folder', 'experiment_arms', 'select_arms', 'train_stage1',
            'start_participant', 'Start', 'train_arm', 'paired_counts', 'summarize', 'time_left', 'experiment_identity',
-           'run_experiment', 'finish_experiment']
+           'same_data', 'run_experiment', 'finish_experiment']
 
 # %% ../../nbs/07b_experiment_runner.ipynb #3741b889
 class ExperimentHooks:
@@ -67,6 +67,10 @@ class ExperimentHooks:
     def facts(self, cfg, data: dict) -> dict:
         "What else the metrics file keeps (default: the size of each split)."
         return {'sizes': {k: len(v) for k, v in data.items()}}
+    def inputs(self, cfg) -> dict[str, Path]:
+        "What the experiment reads from disk, by what it is (default: every setting naming an existing absolute path)."
+        paths = {k: Path(v) for k, v in asdict(cfg).items() if isinstance(v, str) and Path(v).is_absolute()}
+        return {f"the {'folder' if p.is_dir() else 'file'} of setting {k!r}": p for k, p in paths.items() if p.exists()}
 
 # %% ../../nbs/07b_experiment_runner.ipynb #76a26d4b
 REQUIRED_HOOKS = ('config', 'metric', 'data', 'task', 'participant', 'stage1_settings', 'evaluate')
@@ -114,7 +118,8 @@ def train_stage1(
     specs: list[str] | None = None,  # default: `hooks.stage1_specs(cfg)`
     progress: bool = False,
 ) -> tuple[dict[str, Path], bool]:   # each spec's weights file; True when none had to be trained
-    "Each spec fine-tuned alone, or its weights from an earlier run with the same stage-1 settings and seed."
+    """Each spec fine-tuned alone, or its weights from an earlier run with the same stage-1 settings, seed and training
+    data (its fingerprint: what the samples are, not where they lie)."""
     def train(spec):
         torch.manual_seed(seed)
         p = hooks.participant(cfg, data, spec)
@@ -122,7 +127,8 @@ def train_stage1(
                      lr=cfg.stage1_lr, batch_size=cfg.batch_size, seed=seed, device=cfg.device, progress=progress,
                      **hooks.learner_options(cfg, data, stage=1)).fit()
         return p.model
-    return stage1_weights(root, {**hooks.stage1_settings(cfg), 'seed': seed}, specs or hooks.stage1_specs(cfg), train)
+    decided = {**hooks.stage1_settings(cfg), 'seed': seed, 'train_data': data['train'].fingerprint()}
+    return stage1_weights(root, decided, specs or hooks.stage1_specs(cfg), train)
 
 # %% ../../nbs/07b_experiment_runner.ipynb #b5a4b75c
 def start_participant(hooks: ExperimentHooks, cfg, data: dict, spec: str,
@@ -259,6 +265,21 @@ def experiment_identity(cfg, arms: Sequence[str] | None = None, seeds: Sequence[
     if seeds is not None: identity['seed_subset'] = list(seeds)
     return identity
 
+# %% ../../nbs/07b_experiment_runner.ipynb #c9e3a2b5
+def same_data(
+    out: Path,                   # the experiment's folder
+    fingerprints: dict[str, str],  # each split's fingerprint, as the data loaded now give it
+):
+    """Refuse a folder whose run was made from other data (`out/data.json`, written when it was claimed): its stage 1,
+    starts and arms would be mixed with runs on these."""
+    if not (out/'data.json').exists(): return
+    before = json.loads((out/'data.json').read_text())
+    changed = [s for s in dict.fromkeys([*before, *fingerprints]) if before.get(s) != fingerprints.get(s)]
+    if changed:
+        splits = changed[0] if len(changed) == 1 else f"{', '.join(changed[:-1])} and {changed[-1]}"
+        raise FolderInUse(f"{out} was made from other data (the {splits} split{'s' if len(changed) > 1 else ''} "
+                          "changed): use another folder (--out), or --overwrite to move the old run aside")
+
 # %% ../../nbs/07b_experiment_runner.ipynb #2581a330
 def _start_of(hooks, cfg, data, seed: int, out: Path, stage1_dir: Path, progress: bool) -> Start:
     "The seed's stage-1 weights, and its start's rows and per-sample results (kept in `out/starts`)."
@@ -295,16 +316,23 @@ def run_experiment(
     cfg, out = (cfg or hooks.config()).check(), Path(out)   # a config changed after it was made: checked again
     chosen = select_arms(experiment_arms(hooks, cfg), arms)
     seed_list = list(seeds) if seeds is not None else list(range(cfg.seeds))
+    if len(set(seed_list)) != len(seed_list): raise ValueError(f"seeds {seed_list} name a seed twice: give each once")
     identity = experiment_identity(cfg, arms, seeds)
     claim = dict(grows=('seeds', 'methods'), alongside=RUNNER_FILES, added=type(cfg).ADDED)
+    stage1_dir = Path(stage1_dir or out/'stage1')
+    check_apart(out, hooks.inputs(cfg), stage1_dir)                           # the user's data is never touched
     claim_folder(out, identity, overwrite=overwrite, record=False, **claim)   # refused before any work
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         data = hooks.data(cfg)
     notes = list(dict.fromkeys(str(w.message) for w in caught))
-    if claim_folder(out, identity, **claim) == 'extended' and log:
+    fingerprints = {split: s.fingerprint() for split, s in data.items() if s is not None}
+    if not overwrite: same_data(out, fingerprints)                          # before stage 1
+    if claim_folder(out, identity, overwrite=overwrite, **claim) == 'extended' and log:
         log(f"extending the experiment in {out}: its finished arms are kept")
-    stage1_dir, starts, rows, took = Path(stage1_dir or out/'stage1'), {}, [], []
+    if not (out/'data.json').exists():
+        atomic_write(out/'data.json', lambda p: p.write_text(json.dumps(fingerprints, indent=1)))
+    starts, rows, took = {}, [], []
     with tqdm(total=len(seed_list) * len(chosen), desc='arms', disable=not progress, ncols=bar_width()) as bar:
         for seed in seed_list:
             starts[seed], took = _start_of(hooks, cfg, data, seed, out, stage1_dir, progress=False), took + [[]]

@@ -21,8 +21,8 @@ from ..data.storage import atomic_write, save_state
 # %% auto #0
 __all__ = ['IPYTHON_NAMES', 'RUNNER_FILES', 'integer', 'number', 'choice', 'boolean', 'text', 'device', 'given_params',
            'check_names', 'check_params', 'setting', 'config_checks', 'TwoStageConfig', 'parse_spec', 'model_specs',
-           'method_arms', 'FolderInUse', 'claim_folder', 'digest', 'stage1_files', 'stage1_weights', 'Arm',
-           'strict_json', 'write_metrics', 'machine']
+           'method_arms', 'FolderInUse', 'claim_folder', 'check_apart', 'digest', 'stage1_files', 'stage1_weights',
+           'Arm', 'strict_json', 'write_metrics', 'machine']
 
 # %% ../../nbs/07_experiment_settings.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -194,7 +194,7 @@ def method_arms(value):
 
 # %% ../../nbs/07_experiment_settings.ipynb #a2fc997e
 class FolderInUse(ValueError):
-    "A run folder that holds another run (or files kt_nb did not write)."
+    "A run folder that holds another run, files kt_nb did not write, or what the run reads."
 
 # %% ../../nbs/07_experiment_settings.ipynb #3708507b
 RUNNER_FILES = ('*.ipynb', 'params.yaml', 'papermill.log', 'error.txt')   # what a sweep puts in a point's folder before its run
@@ -205,24 +205,36 @@ def _grew(before, now) -> bool:
     return isinstance(before, (int, float)) and isinstance(now, (int, float)) and now >= before
 
 # %% ../../nbs/07_experiment_settings.ipynb #6c1a2402
+def _aside(out: Path) -> Path:
+    "A free name beside `out` for the folder it moves aside: `<name>-replaced-<time>` (then -2, -3, ...)."
+    name = f"{out.name}-replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+    return next(p for n in range(1, 1000) if not (p := out.with_name(name if n == 1 else f'{name}-{n}')).exists())
+
 def claim_folder(
     out: str | Path,              # the run folder
     settings: dict,               # what the run is (JSON-able)
     grows: Sequence[str] = (),    # settings that may grow in a later run: it then extends the folder
-    overwrite: bool = False,      # move a folder holding another run aside, and start afresh
-    record: bool = True,          # False: only check (and move aside); record when the run first writes
+    overwrite: bool = False,      # move a folder holding another kt_nb run (its run.json) aside, and start afresh
+    record: bool = True,          # False: only check; record (and move aside) when the run first writes
     alongside: Sequence[str] = (),  # patterns of files another program may have put there first (papermill's notebook)
     added: dict | None = None,    # settings added since the folder may have been written, with the value it ran at
 ) -> str:                         # 'new', 'same' (a rerun: it resumes) or 'extended'
-    "Record `settings` in `out/run.json`, or refuse, before any work, a folder that holds another run."
+    """Record `settings` in `out/run.json`, or refuse, before any work, a folder that holds another run or files kt_nb
+    did not write."""
     out, now = Path(out), json.loads(json.dumps(settings, default=str))
     blocking = [p for p in (out, *out.parents) if p.exists() and not p.is_dir()]
     if blocking: raise FolderInUse(f"{blocking[0]} is a file, so {out} cannot be a run folder: name a folder")
-    def foreign() -> list[Path]:   # what the folder holds, less what the program that started the run put there first
-        return [p for p in out.iterdir() if not any(p.match(pattern) for pattern in alongside)] if out.exists() else []
-    if overwrite and foreign():
-        out.rename(out.with_name(f"{out.name}-replaced-{time.strftime('%Y%m%d-%H%M%S')}"))
-    if (out/'run.json').exists():
+    # what the folder holds, less what the program that started the run put there first
+    held = sorted(p.name for p in out.iterdir() if not any(p.match(a) for a in alongside)) if out.exists() else []
+    if held and not (out/'run.json').is_file():   # the user's files: never taken, never moved
+        shown = ', '.join(held[:3]) + (', ...' if len(held) > 3 else '')
+        raise FolderInUse(f"{out} holds files but no kt_nb run ({shown}): kt_nb writes only into a new folder or "
+                          "one of its own runs, and moves no other; use another folder")
+    if overwrite and held:   # another kt_nb run: moved aside when this one first writes
+        if not record: return 'new'
+        out.rename(_aside(out))
+        status = 'new'
+    elif (out/'run.json').exists():
         before = {**(added or {}), **json.loads((out/'run.json').read_text())}   # a setting added since: the value it ran at
         if before == now: return 'same'
         changed = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)}
@@ -230,13 +242,30 @@ def claim_folder(
             raise FolderInUse(f"{out} holds another run; differences (there, now): {changed}. Use another folder, "
                               "or overwrite (--overwrite) to move the old one aside")
         status = 'extended'
-    elif foreign():
-        raise FolderInUse(f"{out} holds files but no kt_nb run: use another folder, or overwrite (--overwrite) to move them aside")
     else: status = 'new'
     if record:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out/'run.json', lambda p: p.write_text(json.dumps(now, indent=1)))
     return status
+
+# %% ../../nbs/07_experiment_settings.ipynb #a7c1e0f3
+def check_apart(
+    out: str | Path,                   # the run folder
+    reads: dict[str, str | Path],      # what the run reads, by what it is ('the data folder': its path)
+    cache: str | Path | None = None,   # a stage-1 cache the run writes into and reads back (it may lie inside `out`)
+):
+    """Refuse a run folder that is, lies inside or holds what the run reads: writing there, or moving it aside, would
+    touch the user's files. Nor may it be, or lie inside, the stage-1 cache."""
+    out = Path(out).expanduser().resolve()
+    for what, path in reads.items():
+        path = Path(path).expanduser().resolve()
+        if out == path: raise FolderInUse(f"{out} is {what}: a run writes its own folder; use another folder (--out)")
+        where = 'lies inside' if path in out.parents else 'holds' if out in path.parents else None
+        if where: raise FolderInUse(f"{out} {where} {what} {path}: a run folder lies apart from what it reads; "
+                                    "use another folder (--out)")
+    if cache is not None and (out == (cache := Path(cache).expanduser().resolve()) or cache in out.parents):
+        raise FolderInUse(f"{out} {'is' if out == cache else 'lies inside'} the stage-1 cache {cache}: "
+                          "use another folder (--out), or another cache")
 
 # %% ../../nbs/07_experiment_settings.ipynb #cce75ff1
 def digest(obj, n: int = 8) -> str:

@@ -17,14 +17,15 @@ import yaml
 from tqdm.auto import tqdm
 
 from ..data.storage import atomic_write
-from .settings import FolderInUse, boolean, check_names, check_params, claim_folder, digest, integer, text, strict_json
-from ..engine.learner import bar_width
-from .runner import ExperimentHooks, check_hooks, paired_counts, summarize
+from .settings import (FolderInUse, boolean, check_apart, check_names, check_params, claim_folder, digest,
+                                       integer, text, strict_json)
+from ..data.storage import bar_width
+from .runner import ExperimentHooks, check_hooks, experiment_arms, paired_counts, select_arms, summarize
 from .evidence import arm_table
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'DEFAULT_HOOKS', 'TRAIN_PARAMETERS', 'SPEC_KEYS', 'RUN_KEYS',
-           'load_hooks', 'parameters_cell', 'make_config', 'check_train_params', 'load_spec', 'expand',
+           'SWEEP_ADVICE', 'load_hooks', 'parameters_cell', 'make_config', 'check_train_params', 'load_spec', 'expand',
            'stop_with_sweep', 'point_status', 'run_point', 'sweep', 'aggregate', 'load_results', 'run_report']
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #6dff7019
@@ -44,12 +45,13 @@ def load_hooks(name: str) -> ExperimentHooks:
     return check_hooks(hooks)
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #171f2242
-def _names(kind: type, what: str) -> Callable:
-    "A check of a list of `kind` values."
+def _names(kind: type, what: str, low: int | None = None) -> Callable:
+    "A check of a list of `kind` values, each once (and >= `low`)."
     def check(value):
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
-        if not ok:
-            raise ValueError(f"must be a list of {what}, got {value!r}")
+        if not ok or (low is not None and any(v < low for v in value)):
+            raise ValueError(f"must be a list of {what}{f' >= {low}' if low is not None else ''}, got {value!r}")
+        if len(set(value)) != len(value): raise ValueError(f"names one of its {what} twice, got {value!r}")
         return list(value)
     return check
 
@@ -65,7 +67,7 @@ TRAIN_PARAMETERS = {   # name -> (default, check, help): the training notebook's
     'settings': ({}, _mapping, "the task's settings by name; the rest keep the config's defaults"),
     'quick': (True, boolean, "start from the task's smoke-test size (QUICK), settings on top; False: its defaults"),
     'arms': ([], _names(str, "arm names"), "only these arms: 'control' or methods of the settings ([]: all)"),
-    'seeds': ([], _names(int, "seeds"), "only these seeds ([]: 0 .. seeds - 1)"),
+    'seeds': ([], _names(int, "seeds", low=0), "only these seeds ([]: 0 .. seeds - 1)"),
     'threads': (0, integer(0), "torch CPU threads (0: torch's default)"),
     'out': ('', text, "the experiment's folder ('': a new temporary folder)"),
     'stage1_dir': ('', text, "a stage-1 cache shared between experiments ('': out/stage1)"),
@@ -92,6 +94,8 @@ def check_train_params(params: dict) -> dict:
                        ('settings', lambda: make_config(checked['hooks'], checked['settings'], checked['quick']))):
         try: checked['config' if name == 'settings' else name] = make()
         except ValueError as e: raise ValueError(f"parameter {name!r}: {e}") from None
+    try: select_arms(experiment_arms(checked['hooks'], checked['config']), checked['arms'] or None)
+    except ValueError as e: raise ValueError(f"parameter 'arms': {e}") from None
     return checked
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #fe35c196
@@ -117,6 +121,9 @@ def load_spec(spec: str | Path | dict) -> dict:
         raise ValueError("a sweep spec's 'base' and 'grid' are mappings")
     for axis, values in spec.get('grid', {}).items():
         if not isinstance(values, list) or not values: raise ValueError(f"grid axis {axis!r} must be a non-empty list, got {values!r}")
+    for key in set(RUN_KEYS) & set(spec.get('base', {})):   # how each point runs: checked here, not when it runs
+        try: TRAIN_PARAMETERS[key][1](spec['base'][key])
+        except ValueError as e: raise ValueError(f"the sweep spec's base {key!r}: {e}") from None
     spec['hooks'] = spec.get('hooks') or DEFAULT_HOOKS
     # a data folder or table beside the spec
     beside = lambda v: str((here/v).resolve()) if isinstance(v, str) and (here/v).exists() else v
@@ -160,12 +167,12 @@ def _point(hooks: ExperimentHooks, spec: dict, chosen: dict) -> dict:
     identity = {k: v for k, v in asdict(cfg).items() if k not in arm_only and k not in type(cfg).RUN_ONLY}
     name = '__'.join([f'seed{v}' if a == 'seed' else _slug(v) for a, v in chosen.items()] + [digest(params)])
     return {'name': name, 'params': params, 'setting': setting, 'variant': '' if arm == 'control' else variant,
-            'arm': arm or 'all', 'seed': seed, 'key': digest(identity)}
+            'arm': arm or 'all', 'seed': seed, 'key': digest(identity), 'reads': hooks.inputs(cfg)}
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #040b3bf5
 def expand(
     spec: dict,                 # a loaded spec (`load_spec`)
-) -> list[dict]:                # one dict per point: name, params, setting, variant, arm, seed and pairing key
+) -> list[dict]:                # one dict per point: name, params, setting, variant, arm, seed, pairing key, reads
     "Every point of the grid, checked, in grid order; one control per setting and seed."
     hooks, grid = load_hooks(spec['hooks']), spec.get('grid', {})
     points, controls = [], set()
@@ -200,11 +207,26 @@ def stop_with_sweep():
     if os.environ.get('KT_NB_SWEEP') and sys.platform == 'linux': _die_with_parent()
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #c8ba4468
-def _error_of(log: str) -> str:
-    "The exception papermill reports, else the log's last line."
-    lines = [l for l in re.sub(r'\x1b\[[0-9;]*m', '', log).splitlines() if l.strip()]
-    errors = [l for l in lines if re.match(r'^[A-Za-z_.]*(Error|Exception|Interrupt)\b', l)]
-    return (errors or lines or ['no output'])[-1].strip()
+SWEEP_ADVICE = {"load with on_error='skip'": "set on_error: skip in the spec's base"}   # advice as a sweep takes it
+
+def _error_of(folder: Path, log: str) -> str:
+    """The exception the point's notebook raised (its error output, as papermill saved it: name and first line), else
+    the one papermill's log reports, else the log's last line; advice in a setting's words made a spec's."""
+    try: cells = json.loads((folder/'notebook.ipynb').read_text())['cells']
+    except (OSError, ValueError, KeyError, TypeError): cells = []
+    raised = [o for c in cells for o in c.get('outputs', []) if o.get('output_type') == 'error']
+    if raised:
+        ename = raised[-1].get('ename') or 'Error'
+        evalue = re.sub(r'\x1b\[[0-9;]*m', '', raised[-1].get('evalue') or '')
+        first = (evalue.strip().splitlines() or [''])[0]
+        error = f"{ename}: {first}" if first else ename
+    else:
+        lines = [l for l in re.sub(r'\x1b\[[0-9;]*m', '', log).splitlines() if l.strip()]
+        errors = [l for l in lines if re.match(r'^[A-Za-z_.]*(Error|Exception|Interrupt)\b', l)
+                  and not l.startswith('Exception encountered at')]
+        error = (errors or lines or ['no output'])[-1].strip()
+    for said, meant in SWEEP_ADVICE.items(): error = error.replace(said, meant)
+    return error
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #9b0eb8c7
 def point_status(folder: str | Path) -> str:
@@ -222,7 +244,7 @@ def run_point(
 ) -> str:                      # the point's status: 'done' or 'failed'
     "Execute `notebook` with `params` through the papermill command into `folder`."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    (folder/'error.txt').unlink(missing_ok=True)
+    for stale in ('error.txt', 'notebook.ipynb'): (folder/stale).unlink(missing_ok=True)   # an earlier try's
     (folder/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
     cmd = [*_papermill_command(), str(notebook), str(folder/'notebook.ipynb'), '-f', str(folder/'params.yaml'),
            '--cwd', str(folder), '--no-progress-bar', '--log-output']
@@ -232,7 +254,7 @@ def run_point(
         except subprocess.TimeoutExpired: rc, timed_out = -1, True
         else: timed_out = False
     if rc == 0 and (folder/'metrics.json').exists(): return 'done'
-    error = f"timed out after {timeout} s" if timed_out else _error_of((folder/'papermill.log').read_text())
+    error = f"timed out after {timeout} s" if timed_out else _error_of(folder, (folder/'papermill.log').read_text())
     if rc == 0: error = f"the notebook finished without writing metrics.json ({error})"
     atomic_write(folder/'error.txt', lambda p: p.write_text(error + '\n'))
     return 'failed'
@@ -262,11 +284,13 @@ def sweep(
 ) -> pd.DataFrame:                # one row per point (`aggregate`)
     "Run every unfinished point of a sweep through papermill, then gather all points into one table."
     if workers < 1: raise ValueError(f"workers must be >= 1, got {workers}")
+    if timeout is not None and not timeout > 0: raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     started = time.time()
     name = Path(spec).stem if not isinstance(spec, dict) else 'sweep'
     spec = load_spec(spec)
     out = Path(out or spec.get('out') or Path('runs')/'sweeps'/name).resolve()
     points = expand(spec)
+    for point in points: check_apart(out, point['reads'])   # no point's data inside, on or around the sweep
     if _claim(out, {'hooks': spec['hooks'], 'points': [p['name'] for p in points]}, overwrite) == 'extended' and log:
         log(f"extending the sweep in {out}: its finished points are kept")
     atomic_write(out/'sweep.yaml', lambda p: p.write_text(yaml.safe_dump({**spec, 'out': str(out)}, sort_keys=False)))

@@ -16,17 +16,17 @@ from plotly.colors import qualitative
 from ..engine.ledger import teaching_share, flips
 
 # %% auto #0
-__all__ = ['TOOLBAR_PX', 'clear_title', 'plotly_js', 'figure_html', 'OfflineRenderer', 'offline_figures', 'complementary_figure',
+__all__ = ['TITLE_TOP', 'clear_title', 'plotly_js', 'figure_html', 'OfflineRenderer', 'offline_figures', 'complementary_figure',
            'outline', 'model_colors', 'share_figure', 'epoch_figure', 'flips_table', 'role_history']
 
 # %% ../../nbs/07d_experiment_views.ipynb #b9a023e9
-TOOLBAR_PX = 32   # height of plotly's toolbar above the plot
+TITLE_TOP = 46   # px from a figure's top to its title's first baseline: clear of plotly's toolbar (about 30 px high)
 
 def clear_title(fig: go.Figure) -> go.Figure:
     "Put the title below plotly's toolbar, with a top margin for each of its lines."
     lines = 1 + str(fig.layout.title.text or '').count('<br>')
-    return fig.update_layout(title=dict(yref='container', y=1, yanchor='top', pad=dict(t=TOOLBAR_PX)),
-                             margin_t=TOOLBAR_PX + 24 * lines)
+    return fig.update_layout(title=dict(yref='container', y=1, yanchor='top', pad=dict(t=TITLE_TOP)),
+                             margin_t=TITLE_TOP + 20 * (lines - 1) + 22)
 
 # %% ../../nbs/07d_experiment_views.ipynb #06cb85aa
 def plotly_js() -> Path:
