@@ -309,12 +309,12 @@ from kt_nb.engine.learner import JointLearner
 from kt_nb.engine.models import participant
 folder, out, model, img_size, batch_size = sys.argv[1:6]
 torch.set_num_threads(1)
-started = time.time()
+started = time.monotonic()
 data = load_dataset(folder, n_val=1, n_test=1, img_size=int(img_size))
 learner = JointLearner([participant(model, data['train'].num_classes, pretrained=False, img_size=int(img_size))], data['train'],
                        method='control', batch_size=int(batch_size), progress=False, out=out)
 learner.fit()
-print(json.dumps({'images': len(data['train']), 'seconds': time.time() - started,
+print(json.dumps({'images': len(data['train']), 'seconds': time.monotonic() - started,
                   'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

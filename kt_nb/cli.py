@@ -291,7 +291,7 @@ def _with_data(spec: dict, source: str) -> dict:
 def sweep_command(args) -> int:
     from kt_nb.experiment.sweeps import sweep, run_report, load_spec, load_results, expand
     from kt_nb.experiment.evidence import compact_text
-    started, spec = time.time(), load_spec(args.spec)
+    started, spec = time.monotonic(), load_spec(args.spec)
     out = (args.out or spec.get('out') or Path('runs')/'sweeps'/args.spec.stem).resolve()
     if args.data: spec = _with_data(spec, args.data)
     if args.dry_run:
@@ -313,7 +313,7 @@ def sweep_command(args) -> int:
     for point, error in zip(failed.point, failed.error): say(f"failed: {point}: {error}", file=sys.stderr)
     if len(failed): say(f"each failed point's notebook shows where: {out}/<point>/notebook.ipynb", file=sys.stderr)
     if args.report: say(f"report: {run_report(out)}" if len(done) else "report: not written, no point finished")
-    say(f"{len(done)} of {len(table)} points done, {len(failed)} failed; wall time {time.time() - started:.0f} s")
+    say(f"{len(done)} of {len(table)} points done, {len(failed)} failed; wall time {time.monotonic() - started:.0f} s")
     say(f"tables in {out}: results.csv" + (", summary.json, arms.csv (every column)" if len(done) else ''))
     return 1 if len(failed) else 0
 

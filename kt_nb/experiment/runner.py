@@ -177,7 +177,7 @@ def train_arm(
     """An arm of a seed trained in `folder` (resumed where it stopped) and evaluated; a finished arm's rows are read
     back."""
     if (folder/'rows.json').exists(): return json.loads((folder/'rows.json').read_text())
-    began = time.time()
+    began = time.monotonic()
     participants = [start_participant(hooks, cfg, data, s, start.weights[s], seed) for s in arm.models]
     learner = JointLearner(participants, data['train'], method=arm.method, task=hooks.task(data),
                            detach_teacher=cfg.detach_teacher, epochs=cfg.epochs, lr=cfg.lr,
@@ -195,7 +195,7 @@ def train_arm(
     for r in rows:
         n = r['model']
         if f'{validation}_{n}' in last: r[validation] = float(last[f'{validation}_{n}'])
-        r.update(_sample_flips(start.samples, samples, n), taught=taught[n], train_s=round(time.time() - began, 1))
+        r.update(_sample_flips(start.samples, samples, n), taught=taught[n], train_s=round(time.monotonic() - began, 1))
         r[f'start_{hooks.metric}'] = starts[n]
     if samples is not None: atomic_write(folder/'samples.parquet', lambda p: samples.to_parquet(p, index=False))
     kept = str((folder/'samples.parquet').relative_to(folder.parent.parent)) if samples is not None else None
@@ -312,7 +312,7 @@ def run_experiment(
     checkpoint_every: int = 0,                  # also checkpoint every this many steps (0: at epoch ends only)
 ) -> dict:                                      # the results, as `out/metrics.json` holds them
     "Stage 1 once per seed, then the control and every arm from its seed's start, each resumable; the paired summary."
-    hooks, started = check_hooks(hooks), time.time()
+    hooks, started = check_hooks(hooks), time.monotonic()
     cfg, out = (cfg or hooks.config()).check(), Path(out)   # a config changed after it was made: checked again
     chosen = select_arms(experiment_arms(hooks, cfg), arms)
     seed_list = list(seeds) if seeds is not None else list(range(cfg.seeds))
@@ -337,13 +337,13 @@ def run_experiment(
         for seed in seed_list:
             starts[seed], took = _start_of(hooks, cfg, data, seed, out, stage1_dir, progress=False), took + [[]]
             if log:
-                log(f"start of seed {seed}: {len(starts[seed].weights)} models, {time.time() - started:.0f} s so far")
+                log(f"start of seed {seed}: {len(starts[seed].weights)} models, {time.monotonic() - started:.0f} s so far")
             for arm in chosen:
-                began, folder = time.time(), arm_folder(out, arm, seed)
+                began, folder = time.monotonic(), arm_folder(out, arm, seed)
                 kept = (folder/'rows.json').exists()
                 done = train_arm(hooks, cfg, data, arm, seed, starts[seed], folder, checkpoint_every)
                 rows += done
-                took[-1].append(time.time() - began)
+                took[-1].append(time.monotonic() - began)
                 bar.update()
                 if log:
                     left = time_left(took, len(seed_list), len(chosen))
@@ -381,14 +381,14 @@ def _complementary(starts: dict[int, Start]) -> dict:
 def finish_experiment(
     hooks: ExperimentHooks, cfg, runs: pd.DataFrame, summary: pd.DataFrame,
     out: str | Path,      # the experiment's folder
-    started: float,       # `time.time()` when it began
+    started: float,       # `time.monotonic()` when it began
     **facts,              # what else the file keeps: data sizes, notes, stage-1 files
 ) -> dict:                # the results, as `out/metrics.json` holds them
     """Every experiment's metrics file: its task, headline metric, settings, `facts`, wall time, the machine, the
     summary and every row; beside it, the arm table with every column (`arms.csv`)."""
     headline = {'metric': hooks.metric, 'scale': hooks.scale, 'digits': hooks.digits}
     results = strict_json({'task': type(hooks).__name__, **headline,
-                           'settings': asdict(cfg), **facts, 'wall_time_s': round(time.time() - started, 1),
+                           'settings': asdict(cfg), **facts, 'wall_time_s': round(time.monotonic() - started, 1),
                            'torch_threads': torch.get_num_threads(), 'machine': machine(),
                            'summary': summary.reset_index().to_dict('records'), 'runs': runs.to_dict('records')})
     atomic_write(Path(out)/'arms.csv', lambda p: arm_table(results).to_csv(p))   # before metrics.json marks the end

@@ -285,7 +285,7 @@ def sweep(
     "Run every unfinished point of a sweep through papermill, then gather all points into one table."
     if workers < 1: raise ValueError(f"workers must be >= 1, got {workers}")
     if timeout is not None and not timeout > 0: raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    started = time.time()
+    started = time.monotonic()
     name = Path(spec).stem if not isinstance(spec, dict) else 'sweep'
     spec = load_spec(spec)
     out = Path(out or spec.get('out') or Path('runs')/'sweeps'/name).resolve()
@@ -305,9 +305,9 @@ def sweep(
     def one(point):
         params = {**point['params'], 'out': str(out/point['name']), 'stage1_dir': str(out/'stage1')}
         _log(out, point=point['name'], event='start')
-        began = time.time()
+        began = time.monotonic()
         status = run_point(TRAIN_NOTEBOOK, params, out/point['name'], timeout, env)
-        _log(out, point=point['name'], event=status, seconds=round(time.time() - began, 1))
+        _log(out, point=point['name'], event=status, seconds=round(time.monotonic() - began, 1))
         return status
 
     pool = ThreadPoolExecutor(max_workers=workers)
@@ -318,7 +318,7 @@ def sweep(
             for finished, future in enumerate(as_completed(futures), 1):
                 status = future.result()
                 bar.update()
-                left = (time.time() - started) / finished * (len(todo) - finished)
+                left = (time.monotonic() - started) / finished * (len(todo) - finished)
                 # the name last: where the line is too long for a terminal, the name goes on the next
                 if log: log(f"point {finished}/{len(todo)} {status}, about {left:.0f} s left: {futures[future]}")
     # Ctrl-C or SIGTERM: no queued point starts, running ones end, the table keeps what finished
@@ -329,7 +329,7 @@ def sweep(
         raise
     pool.shutdown()
     table = aggregate(out)
-    _log(out, event='end', seconds=round(time.time() - started, 1), done=int((table.status == 'done').sum()),
+    _log(out, event='end', seconds=round(time.monotonic() - started, 1), done=int((table.status == 'done').sum()),
          failed=int((table.status == 'failed').sum()))
     return table
 
