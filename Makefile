@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION_DEB := /usr/share/datasets/fashion-mnist
 
-.PHONY: install data chromium demo sweep docs test test-slow sync check-sync readme clean
+.PHONY: install data chromium slurm demo sweep docs test test-slow sync check-sync readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -45,6 +45,12 @@ chromium:
 		echo "Chromium: not installed and no root for apt-get; the browser test will skip (install chromium, or set KT_NB_CHROMIUM)"; \
 	fi
 
+# The Slurm sweep test submits through sbatch to a single-node cluster on this machine:
+# slurm-wlm installed with apt-get when run as root, configured and started without systemd by
+# scripts/slurm-cluster.sh (idempotent); where it cannot, it says why and the test will skip.
+slurm:
+	@bash scripts/slurm-cluster.sh
+
 demo: install data
 	$(BIN)/kt-nb demo
 
@@ -70,7 +76,7 @@ readme: install
 		--RegexRemovePreprocessor.patterns='["#\\| hide"]' --output README index.ipynb \
 		--NbConvertBase.display_data_priority='["text/markdown","image/png","text/plain"]'
 
-test: install data chromium check-sync
+test: install data chromium slurm check-sync
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider --junitxml=.test-results.xml tests; \
 	status=$$?; $(BIN)/python tests/summary.py .test-results.xml; exit $$status
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['WIDTH', 'add_settings', 'wrapped', 'say', 'build_parser', 'main', 'settings_table', 'print_claims', 'demo_config',
-           'demo_command', 'point_lines', 'sweep_command', 'bench_command', 'bench_loader_command']
+           'demo_command', 'point_lines', 'sweep_command', 'status_command', 'bench_command', 'bench_loader_command']
 
 # %% ../nbs/13_cli.ipynb #a521027f
 def _value(text: str):
@@ -113,9 +113,15 @@ def _demo_parser(add) -> argparse.ArgumentParser:
 
 # %% ../nbs/13_cli.ipynb #35e3e515
 def _sweep_parser(add) -> argparse.ArgumentParser:
+    from kt_nb.experiment.jobs import LAUNCHERS
     sweep = add('sweep', help='run every unfinished point of a sweep spec through papermill, then print its arm table')
-    sweep.add_argument('spec', type=Path, help='YAML sweep spec (see sweeps/ and `runs`)')
-    sweep.add_argument('--workers', type=_positive, default=1, help='points run at the same time (default 1)')
+    sweep.add_argument('spec', type=Path, nargs='?', help='YAML sweep spec (see sweeps/ and `runs`)')
+    sweep.add_argument('--workers', type=_positive, help='points run at the same time here (default 1, or one per GPU slot)')
+    sweep.add_argument('--gpus', help="this machine's GPUs to share, 'all' or 0,1,...: each running point owns its own")
+    sweep.add_argument('--gpus-per-point', type=_positive, help='GPUs of each point, one torchrun process on each')
+    sweep.add_argument('--launcher', choices=list(LAUNCHERS), help="where points run (default: the spec's, else local)")
+    sweep.add_argument('--cancel', action='store_true', help='with jobs: Ctrl-C also cancels them (else they go on)')
+    sweep.add_argument('--status', type=Path, metavar='OUT', help="where the sweep in OUT stands: each point's status and job")
     sweep.add_argument('--out', type=Path, help="sweep folder (default: the spec's `out`, else runs/sweeps/<spec name>)")
     sweep.add_argument('--timeout', type=_seconds, help='seconds per point before it counts as failed')
     sweep.add_argument('--report', action='store_true', help='also execute the report notebook into OUT/report.ipynb')
@@ -291,6 +297,8 @@ def _with_data(spec: dict, source: str) -> dict:
 def sweep_command(args) -> int:
     from kt_nb.experiment.sweeps import sweep, run_report, load_spec, load_results, expand
     from kt_nb.experiment.evidence import compact_text
+    if args.status: return status_command(args.status)
+    if args.spec is None: raise ValueError("name a sweep spec (kt-nb sweep SPEC.yaml), or a sweep folder with --status OUT")
     started, spec = time.monotonic(), load_spec(args.spec)
     out = (args.out or spec.get('out') or Path('runs')/'sweeps'/args.spec.stem).resolve()
     if args.data: spec = _with_data(spec, args.data)
@@ -301,8 +309,15 @@ def sweep_command(args) -> int:
         say(f"{len(points)} points of {spec['hooks']} into {out}{data}:")
         print(*point_lines(points), sep='\n')
         return 0
-    table = sweep(spec, out, workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout, log=_log_lines(),
-                  overwrite=args.overwrite)
+    launcher = args.launcher or spec.get('launcher', 'local')
+    try: table = sweep(spec, out, workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout,
+                       log=_log_lines(), overwrite=args.overwrite, gpus=args.gpus, gpus_per_point=args.gpus_per_point,
+                       launcher=launcher, cancel=args.cancel)
+    except KeyboardInterrupt:
+        if launcher == 'local' or args.cancel: raise
+        say(f"kt-nb sweep: interrupted; the submitted jobs go on: kt-nb sweep --status {out} shows them, "
+            "and the same command follows them again", file=sys.stderr)
+        return 130
     done, failed = table[table.status == 'done'], table[table.status != 'done']
     if len(done):
         results = load_results(out)
@@ -316,6 +331,20 @@ def sweep_command(args) -> int:
     say(f"{len(done)} of {len(table)} points done, {len(failed)} failed; wall time {time.monotonic() - started:.0f} s")
     say(f"tables in {out}: results.csv" + (", summary.json, arms.csv (every column)" if len(done) else ''))
     return 1 if len(failed) else 0
+
+# %% ../nbs/13_cli.ipynb #6a478d8f
+def status_command(out: Path) -> int:
+    "`kt-nb sweep --status OUT`: a line per stage-1 step and point, then the counts; exit 1 where one failed."
+    from kt_nb.experiment.sweeps import sweep_status
+    table = sweep_status(out)
+    for row in table.itertuples():
+        where = f"job {row.job}" if row.job else f"GPUs {row.gpus}" if row.gpus else ''
+        say(f"{row.status:<8} {row.kind:<8} {where:<14} {row.run}")
+        if row.error: say(f"         {row.error}")
+    counts = table.status.value_counts()
+    say(', '.join(f"{counts[s]} {s}" for s in ('done', 'running', 'queued', 'pending', 'failed') if s in counts)
+        + f" of {len(table)} in {out}")
+    return 1 if 'failed' in counts else 0
 
 # %% ../nbs/13_cli.ipynb #fe0f2b0e
 def bench_command(args) -> int:

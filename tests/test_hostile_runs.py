@@ -203,7 +203,7 @@ def test_a_failed_point_records_and_prints_its_own_error(capsys, tmp_path, monke
     "The error the point's notebook raised, in one line, with advice a spec can take (not papermill's 'In [4]')."
     import torch
     from kt_nb.data.sources import FileSet, ImageTransform
-    from kt_nb.experiment import sweeps
+    from kt_nb.experiment import launch
     (tmp_path/'x.png').write_bytes(b'not an image')
     broken = FileSet(tmp_path, ['x.png'], torch.tensor([0]), ['cat'], 'x/train', ImageTransform(16), 'raise')
     with pytest.raises(Exception) as raised: broken[0]
@@ -211,7 +211,7 @@ def test_a_failed_point_records_and_prints_its_own_error(capsys, tmp_path, monke
     error = {'output_type': 'error', 'ename': type(raised.value).__name__, 'evalue': str(raised.value), 'traceback': []}
     fake.write_text("import json, sys\nprint('Exception encountered at \"In [4]\":')\n"
                     f"json.dump({{'cells': [{{'outputs': [{error!r}]}}]}}, open(sys.argv[2], 'w'))\nsys.exit(1)\n")
-    monkeypatch.setattr(sweeps, '_papermill_command', lambda: [sys.executable, str(fake)])
+    monkeypatch.setattr(launch, '_papermill_command', lambda: [sys.executable, str(fake)])
     (tmp_path/'spec.yaml').write_text(SPEC)
     code = main(['sweep', str(tmp_path/'spec.yaml'), '--out', str(tmp_path/'s')])
     out, err = capsys.readouterr()

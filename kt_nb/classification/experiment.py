@@ -150,7 +150,7 @@ class ClassificationExperiment(ExperimentHooks):
 
     def learner_options(self, cfg, data, stage):
         options = dict(augment=augment_for(data), workers=cfg.workers, channels_last=cfg.channels_last)
-        return options if stage == 1 else {**options, 'val': data['val'], 'eval_every': 0}   # validated at the end
+        return options if stage == 1 else {**options, 'val': data['val']}   # validated every epoch: a curve per arm
 
     def evaluate(self, cfg, data, participants):
         samples = predict(participants, data['test'], device=cfg.device,

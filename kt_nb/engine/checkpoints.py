@@ -56,7 +56,8 @@ def match_layouts(optimizer: torch.optim.Optimizer):
 # %% ../../nbs/05a_engine_checkpoints.ipynb #76ba2afa
 class Checkpoints:
     """What makes a run resumable, for the `JointLearner` that inherits it: checkpoints written whole, read back exactly.
-    It uses the learner's participants, members, optimizers, schedulers, scaler, ledger, random states and settings."""
+    It uses the learner's participants, members, optimizers, schedulers, scaler, ledger, event file, random states and
+    settings."""
     def _manifest(self) -> dict:
         "What a checkpoint must agree with to be resumed."
         return {'participants': [{'name': p.name, 'start_weights_sha256': h} for p, h in zip(self.participants, self.start_hashes)],
@@ -69,17 +70,18 @@ class Checkpoints:
         "Everything needed to continue before batch `step` of `epoch`, written atomically by rank 0; the replaced file is kept."
         rng = {'torch': torch.get_rng_state(), 'augment': self._augment_rng.get_state()}
         if torch.cuda.is_available(): rng['cuda'] = torch.cuda.get_rng_state_all()
-        processes = [{'rng': rng, 'sums': self._sums.cpu()}]   # what differs between processes
+        processes = [{'rng': rng, 'sums': self._sums.cpu(), 'window': self._window.cpu()}]   # what differs by process
         if self.world > 1:
-            processes = [None] * self.world
-            dist.all_gather_object(processes, {'rng': rng, 'sums': self._sums.cpu()})
+            mine, processes = processes[0], [None] * self.world
+            dist.all_gather_object(processes, mine)
         if self.rank != 0: return Path(path)
         manifest = self._manifest()
         tree = {'manifest': manifest, 'config_sha256': config_hash(manifest), 'epoch': epoch, 'step': step, 'history': self.history,
                 'models': {str(i): self.members[i].model.state_dict() for i in self.optimizers},
                 'optimizers': {str(i): o.state_dict() for i, o in self.optimizers.items()},
                 'schedulers': {str(i): s.state_dict() for i, s in self.schedulers.items()},
-                'scaler': self.scaler.state_dict(), 'processes': processes, 'data': data_summary(self.train_set)}
+                'scaler': self.scaler.state_dict(), 'processes': processes, 'data': data_summary(self.train_set),
+                'event_bytes': self._sync_events()}
         tensors = {}
         header = json.dumps(pack_state(tree, tensors))
         return save_state(tensors, path, metadata={'kt_nb_checkpoint': header}, keep_previous=True)
@@ -110,7 +112,9 @@ def load_checkpoint(self: Checkpoints, path: str | Path) -> tuple[int, int]:
     if 'cuda' in mine['rng'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(mine['rng']['cuda'])
     self._augment_rng = torch.Generator().set_state(mine['rng']['augment'])
     self._sums = mine['sums'].to(self.device)
-    self.history = tree['history']
+    if 'window' in mine: self._window = mine['window'].to(self.device)
+    else: self._clear_window()   # a checkpoint from before the curves
+    self.history, self._event_bytes = tree['history'], tree.get('event_bytes', 0)
     return tree['epoch'], tree['step']
 
 # %% ../../nbs/05a_engine_checkpoints.ipynb #1cfad368
@@ -138,4 +142,5 @@ def _start(self: Checkpoints, resume: bool) -> tuple[int, int]:
         if damaged: raise ValueError(f"no usable checkpoint in {self.out}: {'; '.join(damaged)}")
     epoch, step = position
     self.ledger.restore(epoch, epoch * self.steps_per_epoch + step)
+    self._open_events()   # cut back, like the ledger, to what the checkpoint covers
     return position

@@ -6,13 +6,16 @@
 from __future__ import annotations
 import atexit
 import os
+from typing import Callable, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+_T = TypeVar('_T')
+
 # %% auto #0
-__all__ = ['is_distributed', 'rank', 'start_distributed', 'EpochBatches']
+__all__ = ['is_distributed', 'rank', 'start_distributed', 'agreed', 'on_rank0', 'EpochBatches']
 
 # %% ../../nbs/04a_engine_distributed.ipynb #08e10e16
 def is_distributed() -> bool:
@@ -37,6 +40,20 @@ def start_distributed() -> tuple[int, int]:
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
         atexit.register(_leave_group)
     return (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
+
+# %% ../../nbs/04a_engine_distributed.ipynb #f591cd48
+def agreed(value=None):
+    "Rank 0's `value` in every process (torchrun); alone, `value` itself."
+    if not is_distributed(): return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+# %% ../../nbs/04a_engine_distributed.ipynb #5189aa70
+def on_rank0(work: Callable[[], _T]) -> _T:
+    """`work` done by rank 0 alone (a file written, a model evaluated) and its result handed to every process, which
+    wait for it there."""
+    return agreed(work() if rank() == 0 else None)
 
 # %% ../../nbs/04a_engine_distributed.ipynb #b8b2079f
 class EpochBatches(Sampler):

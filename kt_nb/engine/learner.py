@@ -19,48 +19,18 @@ from tqdm.auto import tqdm
 from ..data.sets import ImageSet, Augment, collate_samples, shown_name
 from .models import Participant, eval_mode, resolve_device, resolve_precision, to_channels_last
 from ..data.storage import DataWarning, atomic_write, bar_width, save_state, state_hash
-from .tasks import Task, Classification, per_sample
+from .tasks import Task, Classification
 from .roles import Method, get_method
 from .losses import joint_loss
 from .ledger import RoleLedger, teaching_share
 from .distributed import EpochBatches, start_distributed
 from .checkpoints import Checkpoints
+from .tracking import Tracking
+from .predictions import AUTOCAST_DTYPES, predict, accuracies
+_all_ = ['AUTOCAST_DTYPES', 'predict', 'accuracies']   # still importable from here, where they were defined before
 
 # %% auto #0
-__all__ = ['AUTOCAST_DTYPES', 'predict', 'accuracies', 'JointLearner']
-
-# %% ../../nbs/06_engine_learner.ipynb #89b33b41
-AUTOCAST_DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}   # precision -> autocast dtype
-
-@torch.no_grad()
-def predict(participants: list[Participant], data: ImageSet, task: Task | None = None,
-            batch_size: int = 256, device: str = 'cpu',
-            precision: str = 'fp32',  # 'bf16' or 'fp16': forward passes under autocast (GPUs)
-            channels_last: bool = False,  # image batches channels-last (a third faster for the Lite models on a CPU)
-            workers: int = 0,         # data loading processes (streamed sets decode there)
-           ) -> pd.DataFrame:
-    "Per-sample predictions of every participant: `label`, then `pred_`, `<score>_` and `correct_` per name (dense tasks: score and correct only, per-sample means)."
-    task = task or Classification(data.num_classes)
-    cols = {}
-    add = lambda column, value: cols.setdefault(column, []).append(value.cpu())
-    with eval_mode(*(p.model for p in participants)):
-        for x, y, idx in DataLoader(data, batch_size=batch_size, num_workers=workers, collate_fn=collate_samples):
-            x, y = x.to(device), y.to(device)
-            if channels_last and x.ndim == 4: x = x.contiguous(memory_format=torch.channels_last)
-            add('sample', idx)
-            if y.ndim == 1: add('label', y)              # one label per sample (not a mask)
-            for p in participants:
-                with torch.autocast(torch.device(device).type, dtype=AUTOCAST_DTYPES[precision], enabled=precision != 'fp32'):
-                    out = p(x)
-                if out.ndim == 2: add(f'pred_{p.name}', out.argmax(-1))
-                add(f'{task.score_name}_{p.name}', per_sample(task.knowledge(out, y)).float())
-                add(f'correct_{p.name}', per_sample(task.correct(out, y)))
-    return pd.DataFrame({k: torch.cat(v).numpy() for k, v in cols.items()})
-
-# %% ../../nbs/06_engine_learner.ipynb #21c69490
-def accuracies(frame: pd.DataFrame) -> dict[str, float]:
-    "Accuracy of each participant in a `predict` frame."
-    return {c.removeprefix('correct_'): float(frame[c].mean()) for c in frame if c.startswith('correct_')}
+__all__ = ['JointLearner', 'AUTOCAST_DTYPES', 'predict', 'accuracies']
 
 # %% ../../nbs/06_engine_learner.ipynb #0f442cc7
 def _check_count(name: str,   # the argument, as the message names it
@@ -91,7 +61,7 @@ def _learning_rates(lr: float | list[float],   # one for all participants, or on
     return lrs
 
 # %% ../../nbs/06_engine_learner.ipynb #16c61c38
-class JointLearner(Checkpoints):
+class JointLearner(Checkpoints, Tracking):
     "Train N participants together under a transfer method; evaluate, checkpoint and resume."
     def __init__(self,
         participants: list[Participant],   # the models, each with its preprocessing
@@ -116,16 +86,18 @@ class JointLearner(Checkpoints):
         channels_last: bool = True,        # channels-last memory for models and image batches: convolutions gain on CPU and GPU
         sync_every: int | None = None,     # read the NaN check back every this many steps (None: each step on CPU, 50 on GPU)
         workers: int = 0,                  # data loading processes (kept across epochs; pinned memory on GPU)
+        log_every: int = 50,               # curves to the run's event file every this many steps and at epoch ends
     ):
         self.method = get_method(method) if isinstance(method, str) else method
         self.task = task or Classification(train.num_classes)
         _check_participants(participants, self.method)
         for name, value, low in (('epochs', epochs, 1), ('batch_size', batch_size, 1), ('checkpoint_every', checkpoint_every, 0),
-                                 ('eval_every', eval_every, 0), ('workers', workers, 0)): _check_count(name, value, low)
+                                 ('eval_every', eval_every, 0), ('workers', workers, 0), ('log_every', log_every, 1)):
+            _check_count(name, value, low)
         self.participants, self.train_set, self.val_set = participants, train, val
         self.detach_teacher, self.epochs, self.batch_size, self.workers = detach_teacher, epochs, batch_size, workers
         self.augment, self.seed, self.progress, self.eval_every, self.checkpoint_every = augment, seed, progress, eval_every, checkpoint_every
-        self.out = Path(out) if out is not None else None
+        self.out, self.log_every = Path(out) if out is not None else None, log_every
         self._init_device(device, precision, channels_last, sync_every)
         self._init_members()
         self._init_nets(compile)
@@ -308,6 +280,7 @@ def train_step(self: JointLearner, x: Tensor, y: Tensor, idx: Tensor, epoch: int
         teacher = self.method.teachers(outputs, y, self.task)
         loss, task_losses, transfer = joint_loss(outputs, y, teacher, self.task, self.trainable,
                                                  self.method.task_weight, self.detach_teacher)
+    self._track_step(task_losses, transfer, teacher)   # the curves' window
     self._watch_finite(loss, outputs, step)
     if (step + 1) % self.sync_every == 0: self._check_finite(epoch)
     for opt in self.optimizers.values(): opt.zero_grad(set_to_none=True)
@@ -323,11 +296,12 @@ def train_step(self: JointLearner, x: Tensor, y: Tensor, idx: Tensor, epoch: int
 # %% ../../nbs/06_engine_learner.ipynb #0c1c3de7
 @patch
 def _begin_epoch(self: JointLearner, epoch: int):
-    "Seed the epoch's randomness (dropout, augmentation; its own in each process) and clear its sums."
+    "Seed the epoch's randomness (dropout, augmentation; its own in each process); clear its sums and window."
     seed = self.seed * 1_000_003 + epoch + 10**9 * self.rank
     torch.manual_seed(seed)
     self._augment_rng = torch.Generator().manual_seed(seed)
     self._sums = torch.zeros(len(self.participants) + 2, device=self.device)
+    self._clear_window()
 
 # %% ../../nbs/06_engine_learner.ipynb #1516d07e
 @patch
@@ -342,7 +316,7 @@ def _note_unreadable(self: JointLearner, row: dict):
 
 @patch
 def _end_epoch(self: JointLearner, epoch: int):
-    "The epoch's history row: mean losses, share taught, validation accuracy when due."
+    "The epoch's history row: mean losses, share taught, validation accuracy when due; its curves' points."
     names = [p.name for p in self.participants]
     if self.world > 1: dist.all_reduce(self._sums); self._sums /= self.world
     means = (self._sums / self.steps_per_epoch).tolist()
@@ -355,6 +329,7 @@ def _end_epoch(self: JointLearner, epoch: int):
     if self.val_set is not None and (last or (self.eval_every and (epoch + 1) % self.eval_every == 0)):
         row.update({f'val_{self.task.metric_name}_{n}': a for n, a in accuracies(self.predict(self.val_set)).items()})
     self.history.append(row)
+    self._log_epoch(epoch, row)
 
 # %% ../../nbs/06_engine_learner.ipynb #dd2f27e6
 @patch
@@ -362,13 +337,15 @@ def _train_epoch(self: JointLearner, epoch: int,
                  step: int,                  # the first batch to train on (a resumed run starts mid-epoch)
                  checkpoint: Path | None,    # where checkpoints go (None: no run folder)
                  bar: tqdm):                 # the run's progress bar
-    "The epoch's batches from `step` on, with a checkpoint every `checkpoint_every` steps when asked."
+    "The epoch's batches from `step` on: the curves every `log_every` steps, a checkpoint every `checkpoint_every`."
     for member, learns in zip(self.members, self.trainable): member.model.train(learns)
     for x, y, idx in self._loader(epoch, start=step):
         if self.augment is not None: x = self.augment(x, self._augment_rng)
         self.train_step(x, y, idx, epoch, epoch * self.steps_per_epoch + step)
         step += 1
         bar.update()
+        done = epoch * self.steps_per_epoch + step   # steps done in the run
+        if done % self.log_every == 0: self._log_window(done)
         if checkpoint and self.checkpoint_every and step % self.checkpoint_every == 0 and step < self.steps_per_epoch:
             self._check_finite(epoch, weights=True); self.ledger.flush(); self.save_checkpoint(checkpoint, epoch, step)
 
@@ -382,11 +359,13 @@ def fit(self: JointLearner, resume: bool = False) -> pd.DataFrame:
     done = epoch * self.steps_per_epoch + step
     bar = tqdm(total=self.epochs * self.steps_per_epoch - done, disable=not self.progress or self.rank != 0, desc='transfer', leave=False,
                ncols=bar_width())
+    live = self._live_curves()   # in a notebook
     while epoch < self.epochs:
         if step == 0: self._begin_epoch(epoch)
         self._train_epoch(epoch, step, checkpoint, bar)
         self._check_finite(epoch, weights=True)   # nothing non-finite reaches a checkpoint or the history
         self._end_epoch(epoch)
+        if live: live.update(self.history)
         bar.set_postfix(loss=f"{self.history[-1]['loss']:.3f}")
         epoch, step = epoch + 1, 0
         if checkpoint: self.save_checkpoint(checkpoint, epoch, 0)

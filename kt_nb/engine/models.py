@@ -94,8 +94,8 @@ class Preprocess(nn.Module):
     def __init__(self, size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation: str = 'bilinear', in_chans: int = 3):
         super().__init__()
         self.size, self.interpolation, self.in_chans = size, interpolation, in_chans
-        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.get_default_dtype()).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(std, dtype=torch.get_default_dtype()).view(1, -1, 1, 1), persistent=False)
 
     @classmethod
     def for_model(cls, model: nn.Module, size: int | None = None) -> Preprocess:
@@ -108,7 +108,7 @@ class Preprocess(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim == 5: return self(x.flatten(0, 1)).unflatten(0, x.shape[:2])   # clips: every frame alike
-        x = x.to(self.mean.dtype) / 255   # float32, or float64 after `.double()`
+        x = x.to(self.mean.dtype) / 255   # the default dtype (float32), or float64 after `.double()`
         if x.shape[1] == 1 and self.in_chans == 3: x = x.expand(-1, 3, -1, -1)
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode=self.interpolation, align_corners=False)

@@ -5,6 +5,7 @@
 # %% ../../nbs/07a_experiment_evidence.ipynb #ee564e64
 from __future__ import annotations
 import textwrap
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -12,8 +13,8 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['COMPACT_COLUMNS', 'interval95', 'paired_flips', 'mcnemar', 'verdict', 'interval_text', 'mean_sd', 'paired_deltas',
-           'paired_summary', 'agreement', 'headline', 'against_control', 'arm_table', 'claims', 'compact_table',
-           'compact_text']
+           'paired_summary', 'paired_counts', 'summarize', 'agreement', 'headline', 'against_control', 'arm_table',
+           'claims', 'compact_table', 'compact_text']
 
 # %% ../../nbs/07a_experiment_evidence.ipynb #f34fe8fa
 def interval95(sd, n):
@@ -105,6 +106,42 @@ def paired_summary(
     summary['vs_control_lo'], summary['vs_control_hi'] = summary.vs_control - half, summary.vs_control + half
     if 'better' in summary: summary['p_mcnemar'] = [mcnemar(b, w) for b, w in zip(summary.better, summary.worse)]
     return summary
+
+# %% ../../nbs/07a_experiment_evidence.ipynb #cd07df25
+def paired_counts(
+    runs: pd.DataFrame,                       # rows: 'method', 'model', `pair_on`, 'samples' (a path below `root`)
+    root: str | Path,                         # the folder the 'samples' paths start from
+    pair_on: Sequence[str] = ('model', 'seed'),  # what an arm's row shares with its control's
+) -> pd.DataFrame:                            # `runs` with 'better' and 'worse' (NaN: no per-sample results)
+    "Per arm row: its test samples right where its control's are wrong ('better'), and the reverse ('worse')."
+    runs = runs.assign(better=np.nan, worse=np.nan)
+    if 'samples' not in runs: return runs
+    controls = runs[runs.method == 'control'].set_index(list(pair_on)).samples
+    read = {}
+    for i, row in runs[runs.method != 'start'].iterrows():
+        mine, theirs = row.samples, controls.get(tuple(row[k] for k in pair_on))
+        column = f'correct_{row.model}'
+        if not isinstance(mine, str) or not isinstance(theirs, str): continue
+        a, c = (read.setdefault(p, pd.read_parquet(Path(root)/p)) for p in (mine, theirs))
+        if column not in a or a[column].dtype != bool: continue
+        both = a[['sample', column]].merge(c[['sample', column]], on='sample', suffixes=('', '_control'))
+        runs.loc[i, ['better', 'worse']] = paired_flips(both[column], both[f'{column}_control'])
+    return runs
+
+# %% ../../nbs/07a_experiment_evidence.ipynb #8c6eda1d
+def summarize(
+    runs: pd.DataFrame, metric: str,
+    by: Sequence[str] = ('group', 'model', 'method'),
+    pair_on: Sequence[str] = ('model', 'seed'),
+    spreads: Sequence[str] = (),              # other columns given as mean and sd (every other number: its mean)
+) -> pd.DataFrame:
+    """Mean and spread over seeds per arm and model; differences to the start and, paired, to the control; McNemar
+    where counted."""
+    # no per-sample results
+    if 'better' in runs and runs.better.isna().all(): runs = runs.drop(columns=['better', 'worse'])
+    reserved = {metric, 'seed', f'start_{metric}', 'better', 'worse', *spreads}
+    means = [c for c in runs.select_dtypes('number') if c not in reserved]
+    return paired_summary(runs, metric, list(by), pair_on, start=f'start_{metric}', spreads=spreads, means=means)
 
 # %% ../../nbs/07a_experiment_evidence.ipynb #492d6cd7
 def agreement(

@@ -18,15 +18,16 @@ from ..data.storage import atomic_write, bar_width
 from ..engine.tasks import Task
 from ..engine.models import Participant
 from ..engine.learner import JointLearner
+from ..engine.distributed import agreed, on_rank0, start_distributed
 from ..engine.ledger import RoleLedger, complementary_matrix, flips, taught_shares
 from .settings import (Arm, RUNNER_FILES, TwoStageConfig, FolderInUse, check_apart, claim_folder,
                                        stage1_weights, write_metrics, strict_json, machine)
-from .evidence import arm_table, paired_flips, paired_summary
+from .evidence import arm_table, paired_counts, summarize
 
 # %% auto #0
 __all__ = ['REQUIRED_HOOKS', 'ExperimentHooks', 'check_hooks', 'arm_folder', 'experiment_arms', 'select_arms', 'train_stage1',
-           'start_participant', 'Start', 'train_arm', 'paired_counts', 'summarize', 'time_left', 'experiment_identity',
-           'same_data', 'run_experiment', 'finish_experiment']
+           'start_participant', 'Start', 'train_arm', 'time_left', 'experiment_identity', 'same_data', 'run_experiment',
+           'finish_experiment', 'run_stage1']
 
 # %% ../../nbs/07b_experiment_runner.ipynb #3741b889
 class ExperimentHooks:
@@ -176,7 +177,7 @@ def train_arm(
 ) -> list[dict]:                 # a row per model, with its group, method and seed
     """An arm of a seed trained in `folder` (resumed where it stopped) and evaluated; a finished arm's rows are read
     back."""
-    if (folder/'rows.json').exists(): return json.loads((folder/'rows.json').read_text())
+    if agreed((folder/'rows.json').exists()): return json.loads((folder/'rows.json').read_text())   # one answer for all
     began = time.monotonic()
     participants = [start_participant(hooks, cfg, data, s, start.weights[s], seed) for s in arm.models]
     learner = JointLearner(participants, data['train'], method=arm.method, task=hooks.task(data),
@@ -185,59 +186,26 @@ def train_arm(
                            precision=cfg.precision, progress=False, out=folder, checkpoint_every=checkpoint_every,
                            **hooks.learner_options(cfg, data, stage=2))
     last = learner.fit(resume=True).iloc[-1]
-    names = [p.name for p in participants]
-    rows, samples = hooks.evaluate(cfg, data, learner.participants)
-    rows = _checked_rows(hooks, rows, names)
-    taught = (taught_shares(RoleLedger.read(folder/'ledger', epochs=[cfg.epochs - 1]), names) if arm.method != 'control'
-              else dict.fromkeys(names, float('nan')))
-    starts = {r['model']: r[hooks.metric] for r in start.rows}
-    validation = f'val_{learner.task.metric_name}'
-    for r in rows:
-        n = r['model']
-        if f'{validation}_{n}' in last: r[validation] = float(last[f'{validation}_{n}'])
-        r.update(_sample_flips(start.samples, samples, n), taught=taught[n], train_s=round(time.monotonic() - began, 1))
-        r[f'start_{hooks.metric}'] = starts[n]
-    if samples is not None: atomic_write(folder/'samples.parquet', lambda p: samples.to_parquet(p, index=False))
-    kept = str((folder/'samples.parquet').relative_to(folder.parent.parent)) if samples is not None else None
-    rows = [{'group': arm.group, 'method': arm.method, 'seed': seed, **r, 'samples': kept} for r in rows]
-    atomic_write(folder/'rows.json', lambda p: p.write_text(json.dumps(strict_json(rows), indent=1)))
-    return rows
-
-# %% ../../nbs/07b_experiment_runner.ipynb #cd07df25
-def paired_counts(
-    runs: pd.DataFrame,                       # rows: 'method', 'model', `pair_on`, 'samples' (a path below `root`)
-    root: str | Path,                         # the folder the 'samples' paths start from
-    pair_on: Sequence[str] = ('model', 'seed'),  # what an arm's row shares with its control's
-) -> pd.DataFrame:                            # `runs` with 'better' and 'worse' (NaN: no per-sample results)
-    "Per arm row: its test samples right where its control's are wrong ('better'), and the reverse ('worse')."
-    runs = runs.assign(better=np.nan, worse=np.nan)
-    if 'samples' not in runs: return runs
-    controls = runs[runs.method == 'control'].set_index(list(pair_on)).samples
-    read = {}
-    for i, row in runs[runs.method != 'start'].iterrows():
-        mine, theirs = row.samples, controls.get(tuple(row[k] for k in pair_on))
-        column = f'correct_{row.model}'
-        if not isinstance(mine, str) or not isinstance(theirs, str): continue
-        a, c = (read.setdefault(p, pd.read_parquet(Path(root)/p)) for p in (mine, theirs))
-        if column not in a or a[column].dtype != bool: continue
-        both = a[['sample', column]].merge(c[['sample', column]], on='sample', suffixes=('', '_control'))
-        runs.loc[i, ['better', 'worse']] = paired_flips(both[column], both[f'{column}_control'])
-    return runs
-
-# %% ../../nbs/07b_experiment_runner.ipynb #8c6eda1d
-def summarize(
-    runs: pd.DataFrame, metric: str,
-    by: Sequence[str] = ('group', 'model', 'method'),
-    pair_on: Sequence[str] = ('model', 'seed'),
-    spreads: Sequence[str] = (),              # other columns given as mean and sd (every other number: its mean)
-) -> pd.DataFrame:
-    """Mean and spread over seeds per arm and model; differences to the start and, paired, to the control; McNemar
-    where counted."""
-    # no per-sample results
-    if 'better' in runs and runs.better.isna().all(): runs = runs.drop(columns=['better', 'worse'])
-    reserved = {metric, 'seed', f'start_{metric}', 'better', 'worse', *spreads}
-    means = [c for c in runs.select_dtypes('number') if c not in reserved]
-    return paired_summary(runs, metric, list(by), pair_on, start=f'start_{metric}', spreads=spreads, means=means)
+    def evaluate() -> list[dict]:   # by rank 0 alone (torchrun), which writes its files
+        names = [p.name for p in participants]
+        rows, samples = hooks.evaluate(cfg, data, learner.participants)
+        rows = _checked_rows(hooks, rows, names)
+        taught = (taught_shares(RoleLedger.read(folder/'ledger', epochs=[cfg.epochs - 1]), names)
+                  if arm.method != 'control' else dict.fromkeys(names, float('nan')))
+        starts = {r['model']: r[hooks.metric] for r in start.rows}
+        validation = f'val_{learner.task.metric_name}'
+        for r in rows:
+            n = r['model']
+            if f'{validation}_{n}' in last: r[validation] = float(last[f'{validation}_{n}'])
+            r.update(_sample_flips(start.samples, samples, n), taught=taught[n],
+                     train_s=round(time.monotonic() - began, 1))
+            r[f'start_{hooks.metric}'] = starts[n]
+        if samples is not None: atomic_write(folder/'samples.parquet', lambda p: samples.to_parquet(p, index=False))
+        kept = str((folder/'samples.parquet').relative_to(folder.parent.parent)) if samples is not None else None
+        rows = [{'group': arm.group, 'method': arm.method, 'seed': seed, **r, 'samples': kept} for r in rows]
+        atomic_write(folder/'rows.json', lambda p: p.write_text(json.dumps(strict_json(rows), indent=1)))
+        return rows
+    return on_rank0(evaluate)
 
 # %% ../../nbs/07b_experiment_runner.ipynb #f28b7b07
 def time_left(took: list[list[float]],   # seconds per arm, a list per seed begun
@@ -287,16 +255,18 @@ def _start_of(hooks, cfg, data, seed: int, out: Path, stage1_dir: Path, progress
     trained = cfg.stage1_epochs > 0
     weights = train_stage1(hooks, cfg, data, stage1_dir, seed, specs, progress)[0] if trained else dict.fromkeys(specs)
     kept = out/'starts'/f'seed{seed}'
-    if (kept/'rows.json').exists():
+    if agreed((kept/'rows.json').exists()):   # as rank 0 sees it: every process takes the same path
         samples = pd.read_parquet(kept/'samples.parquet') if (kept/'samples.parquet').exists() else None
         return Start(weights, json.loads((kept/'rows.json').read_text()), samples)
-    participants = [start_participant(hooks, cfg, data, s, weights[s], seed) for s in specs]
-    rows, samples = hooks.evaluate(cfg, data, participants)
-    rows = [{'group': 'all', 'method': 'start', 'seed': seed, **r}
-            for r in _checked_rows(hooks, rows, [p.name for p in participants])]
-    if samples is not None: atomic_write(kept/'samples.parquet', lambda p: samples.to_parquet(p, index=False))
-    atomic_write(kept/'rows.json', lambda p: p.write_text(json.dumps(strict_json(rows), indent=1)))
-    return Start(weights, rows, samples)
+    def evaluate() -> tuple[list[dict], pd.DataFrame | None]:   # by rank 0 alone (torchrun)
+        participants = [start_participant(hooks, cfg, data, s, weights[s], seed) for s in specs]
+        rows, samples = hooks.evaluate(cfg, data, participants)
+        rows = [{'group': 'all', 'method': 'start', 'seed': seed, **r}
+                for r in _checked_rows(hooks, rows, [p.name for p in participants])]
+        if samples is not None: atomic_write(kept/'samples.parquet', lambda p: samples.to_parquet(p, index=False))
+        atomic_write(kept/'rows.json', lambda p: p.write_text(json.dumps(strict_json(rows), indent=1)))
+        return rows, samples
+    return Start(weights, *on_rank0(evaluate))
 
 # %% ../../nbs/07b_experiment_runner.ipynb #89d4ce4f
 def run_experiment(
@@ -313,6 +283,7 @@ def run_experiment(
 ) -> dict:                                      # the results, as `out/metrics.json` holds them
     "Stage 1 once per seed, then the control and every arm from its seed's start, each resumable; the paired summary."
     hooks, started = check_hooks(hooks), time.monotonic()
+    start_distributed()   # under torchrun: every process runs this, rank 0 writes (`on_rank0`)
     cfg, out = (cfg or hooks.config()).check(), Path(out)   # a config changed after it was made: checked again
     chosen = select_arms(experiment_arms(hooks, cfg), arms)
     seed_list = list(seeds) if seeds is not None else list(range(cfg.seeds))
@@ -328,10 +299,10 @@ def run_experiment(
     notes = list(dict.fromkeys(str(w.message) for w in caught))
     fingerprints = {split: s.fingerprint() for split, s in data.items() if s is not None}
     if not overwrite: same_data(out, fingerprints)                          # before stage 1
-    if claim_folder(out, identity, overwrite=overwrite, **claim) == 'extended' and log:
+    if on_rank0(lambda: claim_folder(out, identity, overwrite=overwrite, **claim)) == 'extended' and log:
         log(f"extending the experiment in {out}: its finished arms are kept")
-    if not (out/'data.json').exists():
-        atomic_write(out/'data.json', lambda p: p.write_text(json.dumps(fingerprints, indent=1)))
+    on_rank0(lambda: (out/'data.json').exists() or atomic_write(out/'data.json',
+                                                               lambda p: p.write_text(json.dumps(fingerprints, indent=1))))
     starts, rows, took = {}, [], []
     with tqdm(total=len(seed_list) * len(chosen), desc='arms', disable=not progress, ncols=bar_width()) as bar:
         for seed in seed_list:
@@ -351,11 +322,13 @@ def run_experiment(
                         f"{'kept' if kept else f'in {took[-1][-1]:.0f} s'}, about {left:.0f} s left: "
                         + _arm_line(arm, seed, done, hooks))
     start_rows = [r for seed in seed_list for r in starts[seed].rows]
-    runs = paired_counts(pd.DataFrame(start_rows + rows), out)
-    summary = summarize(runs, hooks.metric, spreads=hooks.spreads)
-    return finish_experiment(hooks, cfg, runs, summary, out, started, arms=[a.method for a in chosen], seeds=seed_list,
-                             notes=notes, stage1=_relative(starts[seed_list[0]].weights, out), **hooks.facts(cfg, data),
-                             **_complementary(starts))
+    def finish() -> dict:
+        runs = paired_counts(pd.DataFrame(start_rows + rows), out)
+        summary = summarize(runs, hooks.metric, spreads=hooks.spreads)
+        return finish_experiment(hooks, cfg, runs, summary, out, started, arms=[a.method for a in chosen], seeds=seed_list,
+                                 notes=notes, stage1=_relative(starts[seed_list[0]].weights, out),
+                                 **hooks.facts(cfg, data), **_complementary(starts))
+    return on_rank0(finish)
 
 # %% ../../nbs/07b_experiment_runner.ipynb #33efb4b5
 def _relative(weights: dict[str, Path | None], out: Path) -> dict[str, str | None]:
@@ -393,4 +366,24 @@ def finish_experiment(
                            'summary': summary.reset_index().to_dict('records'), 'runs': runs.to_dict('records')})
     atomic_write(Path(out)/'arms.csv', lambda p: arm_table(results).to_csv(p))   # before metrics.json marks the end
     write_metrics(results, out)
+    return results
+
+# %% ../../nbs/07b_experiment_runner.ipynb #a98aeac5
+def run_stage1(
+    hooks: ExperimentHooks, cfg,
+    out: str | Path,                        # the step's folder (its metrics.json lists the weights)
+    seeds: Sequence[int] | None = None,     # these seeds; None: 0 .. cfg.seeds - 1
+    stage1_dir: str | Path | None = None,   # the stage-1 cache (default: out/stage1)
+) -> dict:                                  # each seed's weights files, relative to `out` where below it
+    "Stage 1 alone, for each seed: a sweep's step before the points that start from it."
+    hooks, started = check_hooks(hooks), time.monotonic()
+    start_distributed()
+    cfg, out = cfg.check(), Path(out)
+    stage1_dir = Path(stage1_dir or out/'stage1')
+    check_apart(out, hooks.inputs(cfg), stage1_dir)
+    data = hooks.data(cfg)
+    weights = {seed: _relative(train_stage1(hooks, cfg, data, stage1_dir, seed)[0], out)
+               for seed in (range(cfg.seeds) if seeds is None else seeds)}
+    results = {'stage1': weights, 'wall_time_s': round(time.monotonic() - started, 1)}
+    on_rank0(lambda: write_metrics(results, out))
     return results

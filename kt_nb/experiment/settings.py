@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07_experiment_settings.ipynb #ce3ab779
 from __future__ import annotations
-import copy, difflib, fcntl, hashlib, json, math, re, time
+import copy, difflib, hashlib, json, math, os, re, time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..engine.models import check_model_name, resolve_device
 from ..engine.roles import get_method
+from ..engine.distributed import on_rank0
 from ..data.storage import atomic_write, save_state
 
 # %% auto #0
@@ -197,7 +198,7 @@ class FolderInUse(ValueError):
     "A run folder that holds another run, files kt_nb did not write, or what the run reads."
 
 # %% ../../nbs/07_experiment_settings.ipynb #3708507b
-RUNNER_FILES = ('*.ipynb', 'params.yaml', 'papermill.log', 'error.txt')   # what a sweep puts in a point's folder before its run
+RUNNER_FILES = ('*.ipynb', 'params.yaml', 'papermill.log', 'error.txt', 'launch.json')   # what a sweep puts in a point's folder before its run
 
 def _grew(before, now) -> bool:
     "A list that kept all its items, or a number that did not fall."
@@ -287,21 +288,21 @@ def stage1_weights(
 ) -> tuple[dict[str, Path], bool]:          # each spec's weights file; True when none had to be trained
     "Each spec's stage-1 weights, trained only where no run with the same settings left them."
     weights = stage1_files(root, settings, specs)
-    folder, reused = Path(root)/digest(settings), True
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(root)/digest(settings)
     record, wanted = folder/'settings.json', json.loads(json.dumps(settings, default=str))
-    if not record.exists():   # what the folder's digest stands for, written before any weights
-        atomic_write(record, lambda p: p.write_text(json.dumps(wanted, indent=1)))
-    elif json.loads(record.read_text()) != wanted:
-        raise FolderInUse(f"{folder} holds stage-1 weights of other settings ({record} differs from {wanted}): "
-                          "it was edited or copied there; move it away")
-    with open(folder/'.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes
-        for spec, path in weights.items():
-            if not path.exists():
-                save_state(train(spec).state_dict(), path)
-                reused = False
-    return weights, reused
+    def missing() -> list[str]:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not record.exists():   # what the folder's digest stands for, written before any weights
+            atomic_write(record, lambda p: p.write_text(json.dumps(wanted, indent=1)))
+        elif json.loads(record.read_text()) != wanted:
+            raise FolderInUse(f"{folder} holds stage-1 weights of other settings ({record} differs from {wanted}): "
+                              "it was edited or copied there; move it away")
+        return [spec for spec, path in weights.items() if not path.exists()]
+    untrained = on_rank0(missing)   # every process of a torchrun group trains the same ones
+    for spec in untrained:
+        model = train(spec)
+        on_rank0(lambda: save_state(model.state_dict(), weights[spec]))
+    return weights, not untrained
 
 # %% ../../nbs/07_experiment_settings.ipynb #68758a28
 @dataclass(frozen=True)
@@ -331,9 +332,10 @@ def write_metrics(metrics: dict, folder: str | Path) -> Path:
 
 # %% ../../nbs/07_experiment_settings.ipynb #208425e4
 def machine() -> dict:
-    "What ran the experiment: numbers from another machine differ by rounding and should land within the intervals."
+    "What ran the experiment (the GPUs it was given, its processes): numbers from another machine differ by rounding and should land within the intervals."
     import platform, timm
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')),
                platform.processor()) if Path('/proc/cpuinfo').exists() else platform.processor()
     return {'cpu': cpu, 'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None, 'torch': torch.__version__,
-            'timm': timm.__version__, 'threads': torch.get_num_threads(), 'python': platform.python_version()}
+            'timm': timm.__version__, 'threads': torch.get_num_threads(), 'python': platform.python_version(),
+            'visible_gpus': os.environ.get('CUDA_VISIBLE_DEVICES'), 'processes': int(os.environ.get('WORLD_SIZE', 1))}

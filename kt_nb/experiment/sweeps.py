@@ -4,29 +4,29 @@
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #fd8300ed
 from __future__ import annotations
-import ctypes, importlib, json, os, re, shutil, signal, subprocess, sys, time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import importlib, json, os, re, time
 from dataclasses import asdict, fields
 from importlib.resources import files
 from itertools import product
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 import yaml
-from tqdm.auto import tqdm
 
 from ..data.storage import atomic_write
 from .settings import (FolderInUse, boolean, check_apart, check_names, check_params, claim_folder, digest,
                                        integer, text, strict_json)
-from ..data.storage import bar_width
-from .runner import ExperimentHooks, check_hooks, experiment_arms, paired_counts, select_arms, summarize
-from .evidence import arm_table
+from .runner import ExperimentHooks, check_hooks, experiment_arms, select_arms
+from ..engine.tracking import write_hparams
+from .evidence import arm_table, paired_counts, summarize
+from .launch import gpu_slots, log_event, point_status, read_launch, run_here
+from .jobs import LAUNCHERS, check_launcher, check_slurm, job_executor, job_states, point_state, run_jobs
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'DEFAULT_HOOKS', 'TRAIN_PARAMETERS', 'SPEC_KEYS', 'RUN_KEYS',
-           'SWEEP_ADVICE', 'load_hooks', 'parameters_cell', 'make_config', 'check_train_params', 'load_spec', 'expand',
-           'stop_with_sweep', 'point_status', 'run_point', 'sweep', 'aggregate', 'load_results', 'run_report']
+           'load_hooks', 'parameters_cell', 'make_config', 'check_train_params', 'load_spec', 'expand', 'sweep',
+           'held_jobs', 'aggregate', 'load_results', 'sweep_status', 'run_report']
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #6dff7019
 NOTEBOOKS = Path(str(files('kt_nb')))/'notebooks'   # the parameterized notebooks shipped with kt_nb
@@ -71,6 +71,8 @@ TRAIN_PARAMETERS = {   # name -> (default, check, help): the training notebook's
     'threads': (0, integer(0), "torch CPU threads (0: torch's default)"),
     'out': ('', text, "the experiment's folder ('': a new temporary folder)"),
     'stage1_dir': ('', text, "a stage-1 cache shared between experiments ('': out/stage1)"),
+    'stage1_only': (False, boolean, "train only the seeds' stage 1 (a sweep's step before the points that need it)"),
+    'checkpoint_every': (0, integer(0), "also checkpoint every this many steps (0: at epoch ends only)"),
 }
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #a124ba1e
@@ -99,8 +101,8 @@ def check_train_params(params: dict) -> dict:
     return checked
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #fe35c196
-SPEC_KEYS = ('hooks', 'out', 'base', 'grid')
-RUN_KEYS = ('threads',)   # how a point runs, not what it is
+SPEC_KEYS = ('hooks', 'out', 'base', 'grid', 'launcher', 'gpus', 'gpus_per_point', 'slurm')
+RUN_KEYS = ('threads', 'checkpoint_every')   # how a point runs, not what it is
 
 def load_spec(spec: str | Path | dict) -> dict:
     "A sweep spec from a YAML file (or a dict), with its hooks named and `out` and data paths made absolute."
@@ -125,6 +127,11 @@ def load_spec(spec: str | Path | dict) -> dict:
         try: TRAIN_PARAMETERS[key][1](spec['base'][key])
         except ValueError as e: raise ValueError(f"the sweep spec's base {key!r}: {e}") from None
     spec['hooks'] = spec.get('hooks') or DEFAULT_HOOKS
+    if spec.get('launcher', 'local') not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {spec['launcher']!r} in the sweep spec; choose from {list(LAUNCHERS)}")
+    try: integer(1)(spec.get('gpus_per_point', 1))
+    except ValueError as e: raise ValueError(f"the sweep spec's gpus_per_point: {e}") from None
+    check_slurm(spec.get('slurm'))
     # a data folder or table beside the spec
     beside = lambda v: str((here/v).resolve()) if isinstance(v, str) and (here/v).exists() else v
     if 'dataset' in spec.get('base', {}): spec['base'] = {**spec['base'], 'dataset': beside(spec['base']['dataset'])}
@@ -163,11 +170,14 @@ def _point(hooks: ExperimentHooks, spec: dict, chosen: dict) -> dict:
     # quick False: the config's defaults below the point's settings
     params = {'hooks': spec['hooks'], 'settings': {k: getattr(cfg, k) for k in settings}, 'quick': False,
               'arms': [arm] if arm is not None else [], 'seeds': [seed] if seed is not None else [],
-              'threads': spec.get('base', {}).get('threads', 0)}
+              **{k: spec['base'][k] for k in RUN_KEYS if k in spec.get('base', {})}}
     identity = {k: v for k, v in asdict(cfg).items() if k not in arm_only and k not in type(cfg).RUN_ONLY}
     name = '__'.join([f'seed{v}' if a == 'seed' else _slug(v) for a, v in chosen.items()] + [digest(params)])
+    stage1 = {'hooks': spec['hooks'], 'models': hooks.stage1_specs(cfg), **hooks.stage1_settings(cfg)}   # what it trains
+    steps = [f"stage1-seed{s}-{digest({**stage1, 'seed': s})}" for s in ([seed] if seed is not None else range(cfg.seeds))]
     return {'name': name, 'params': params, 'setting': setting, 'variant': '' if arm == 'control' else variant,
-            'arm': arm or 'all', 'seed': seed, 'key': digest(identity), 'reads': hooks.inputs(cfg)}
+            'arm': arm or 'all', 'seed': seed, 'key': digest(identity), 'reads': hooks.inputs(cfg),
+            'stage1': steps if cfg.stage1_epochs > 0 else []}
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #040b3bf5
 def expand(
@@ -186,83 +196,6 @@ def expand(
     if len(set(names)) != len(names): raise ValueError("two grid points have the same settings")
     return points
 
-# %% ../../nbs/07c_experiment_sweeps.ipynb #09f77ad9
-def _papermill_command() -> list[str]:
-    "The papermill command of this Python environment (else the one on the PATH, else the module)."
-    beside = Path(sys.executable).parent/'papermill'
-    if beside.exists(): return [str(beside)]
-    on_path = shutil.which('papermill')
-    return [on_path] if on_path else [sys.executable, '-m', 'papermill']
-
-# %% ../../nbs/07c_experiment_sweeps.ipynb #2f54093f
-def _die_with_parent():
-    "Ask Linux to kill this process when the thread that started it ends (the sweep was killed)."
-    try: ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError): pass
-
-# %% ../../nbs/07c_experiment_sweeps.ipynb #d6948caf
-def stop_with_sweep():
-    """In a sweep's point, end this kernel with papermill, its parent: a killed sweep leaves no run training on in its
-    folder."""
-    if os.environ.get('KT_NB_SWEEP') and sys.platform == 'linux': _die_with_parent()
-
-# %% ../../nbs/07c_experiment_sweeps.ipynb #c8ba4468
-SWEEP_ADVICE = {"load with on_error='skip'": "set on_error: skip in the spec's base"}   # advice as a sweep takes it
-
-def _error_of(folder: Path, log: str) -> str:
-    """The exception the point's notebook raised (its error output, as papermill saved it: name and first line), else
-    the one papermill's log reports, else the log's last line; advice in a setting's words made a spec's."""
-    try: cells = json.loads((folder/'notebook.ipynb').read_text())['cells']
-    except (OSError, ValueError, KeyError, TypeError): cells = []
-    raised = [o for c in cells for o in c.get('outputs', []) if o.get('output_type') == 'error']
-    if raised:
-        ename = raised[-1].get('ename') or 'Error'
-        evalue = re.sub(r'\x1b\[[0-9;]*m', '', raised[-1].get('evalue') or '')
-        first = (evalue.strip().splitlines() or [''])[0]
-        error = f"{ename}: {first}" if first else ename
-    else:
-        lines = [l for l in re.sub(r'\x1b\[[0-9;]*m', '', log).splitlines() if l.strip()]
-        errors = [l for l in lines if re.match(r'^[A-Za-z_.]*(Error|Exception|Interrupt)\b', l)
-                  and not l.startswith('Exception encountered at')]
-        error = (errors or lines or ['no output'])[-1].strip()
-    for said, meant in SWEEP_ADVICE.items(): error = error.replace(said, meant)
-    return error
-
-# %% ../../nbs/07c_experiment_sweeps.ipynb #9b0eb8c7
-def point_status(folder: str | Path) -> str:
-    "'done' (metrics.json written), 'failed' (error.txt), or 'pending'."
-    folder = Path(folder)
-    return 'done' if (folder/'metrics.json').exists() else 'failed' if (folder/'error.txt').exists() else 'pending'
-
-# %% ../../nbs/07c_experiment_sweeps.ipynb #494939a3
-def run_point(
-    notebook: str | Path,      # the parameterized notebook
-    params: dict,              # its parameters (out and stage1_dir included)
-    folder: str | Path,        # the point's run folder
-    timeout: float | None = None,  # seconds before the point is stopped and counted failed
-    env: dict | None = None,   # environment of the papermill process (default: this one's)
-) -> str:                      # the point's status: 'done' or 'failed'
-    "Execute `notebook` with `params` through the papermill command into `folder`."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    for stale in ('error.txt', 'notebook.ipynb'): (folder/stale).unlink(missing_ok=True)   # an earlier try's
-    (folder/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
-    cmd = [*_papermill_command(), str(notebook), str(folder/'notebook.ipynb'), '-f', str(folder/'params.yaml'),
-           '--cwd', str(folder), '--no-progress-bar', '--log-output']
-    with open(folder/'papermill.log', 'w') as log:
-        try: rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env,
-                                 preexec_fn=_die_with_parent if sys.platform == 'linux' else None).returncode
-        except subprocess.TimeoutExpired: rc, timed_out = -1, True
-        else: timed_out = False
-    if rc == 0 and (folder/'metrics.json').exists(): return 'done'
-    error = f"timed out after {timeout} s" if timed_out else _error_of(folder, (folder/'papermill.log').read_text())
-    if rc == 0: error = f"the notebook finished without writing metrics.json ({error})"
-    atomic_write(folder/'error.txt', lambda p: p.write_text(error + '\n'))
-    return 'failed'
-
-# %% ../../nbs/07c_experiment_sweeps.ipynb #0a582d97
-def _log(out: Path, **event):
-    with open(out/'sweep.log', 'a') as f: f.write(json.dumps({'time': time.time(), **event}) + '\n')
-
 # %% ../../nbs/07c_experiment_sweeps.ipynb #79208571
 def _claim(out: Path, identity: dict, overwrite: bool) -> str:
     "The sweep folder claimed; one written before sweeps named their task's hooks is refused with the way to rerun it."
@@ -272,65 +205,85 @@ def _claim(out: Path, identity: dict, overwrite: bool) -> str:
                           "rerun it into another folder, or with --overwrite to move the old one aside")
     return claim_folder(out, identity, grows=('points',), overwrite=overwrite)
 
+# %% ../../nbs/07c_experiment_sweeps.ipynb #74b27525
+def _launcher(launcher: str, out: Path, spec: dict, gpus, per_point: int | None, workers: int | None, timeout: float | None):
+    "What makes the job executor (None: this machine) and the GPU slots of a sweep, each choice checked in one line."
+    if launcher not in LAUNCHERS: raise ValueError(f"unknown launcher {launcher!r}; choose from {list(LAUNCHERS)}")
+    if launcher == 'local':
+        slots = gpu_slots(gpus, per_point or 1)
+        if workers and slots and workers > len(slots):
+            raise ValueError(f"--workers {workers} with {len(slots)} GPU slot(s): each running point owns its GPUs, "
+                             f"so at most {len(slots)} run at once")
+        return None, slots
+    given = [flag for flag, value in (('--gpus', gpus), ('--workers', workers), ('--timeout', timeout)) if value]
+    if given: raise ValueError(f"{given[0]} is for --launcher local; a job's GPUs are gpus_per_point, its time slurm: time")
+    check_launcher(launcher)
+    return lambda: job_executor(launcher, out/'jobs', check_slurm(spec.get('slurm')), per_point or 0), []
+
+# %% ../../nbs/07c_experiment_sweeps.ipynb #9864e198
+def _runs(points: list[dict], out: Path) -> list[dict]:
+    """The stage-1 steps the points share (after: None), then the points (after: the names of their steps): each with
+    its folder and notebook parameters. A stage 1 that one point alone starts from is trained in that point."""
+    shared, steps = {'stage1_dir': str(out/'stage1')}, {}
+    users = pd.Series([s for p in points for s in p['stage1']]).value_counts()
+    for p in points:
+        seeds = [p['seed']] if p['seed'] is not None else list(range(len(p['stage1'])))
+        for step, seed in zip(p['stage1'], seeds):
+            if users[step] > 1: steps.setdefault(step, {'name': step, 'folder': out/'steps'/step, 'after': None,
+                'params': {**p['params'], **shared, 'out': str(out/'steps'/step), 'arms': [], 'seeds': [seed],
+                           'stage1_only': True}})
+    return [*steps.values(), *({'name': p['name'], 'folder': out/p['name'], 'params': {**p['params'], **shared,
+                                'out': str(out/p['name'])}, 'after': [s for s in p['stage1'] if s in steps]}
+                               for p in points)]
+
 # %% ../../nbs/07c_experiment_sweeps.ipynb #d874fb46
 def sweep(
     spec: str | Path | dict,      # a YAML sweep spec, or its dict
     out: str | Path | None = None,  # sweep folder (default: the spec's `out`, else runs/sweeps/<spec name>)
-    workers: int = 1,             # points run at the same time
+    workers: int | None = None,   # points at the same time on this machine (default 1, or one per GPU slot)
     progress: bool = True,        # a progress bar over points (on a terminal)
-    timeout: float | None = None, # seconds per point
+    timeout: float | None = None, # seconds per point (this machine)
     log: Callable[[str], None] | None = None,  # called with one plain line per finished point
     overwrite: bool = False,      # move a folder that holds another sweep aside (see `claim_folder`)
+    gpus: str | Sequence[int] | None = None,  # this machine's GPUs to share: 'all' or '0,1,...' (default: the spec's)
+    gpus_per_point: int | None = None,  # GPUs, and torchrun processes, of each point (default: the spec's, else 1 here)
+    launcher: str | None = None,  # 'local', 'slurm' or 'submitit-local' (`jobs.LAUNCHERS`; default: the spec's)
+    cancel: bool = False,         # jobs: Ctrl-C also cancels them (else they go on; `sweep_status` follows them)
+    poll: float = 5.0,            # jobs: seconds between looks at the scheduler
 ) -> pd.DataFrame:                # one row per point (`aggregate`)
-    "Run every unfinished point of a sweep through papermill, then gather all points into one table."
-    if workers < 1: raise ValueError(f"workers must be >= 1, got {workers}")
+    "Run every unfinished point of a sweep, the stage-1 steps they need first, here or as jobs; then one table."
+    if workers is not None and workers < 1: raise ValueError(f"workers must be >= 1, got {workers}")
     if timeout is not None and not timeout > 0: raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    started = time.monotonic()
-    name = Path(spec).stem if not isinstance(spec, dict) else 'sweep'
+    started, name = time.monotonic(), Path(spec).stem if not isinstance(spec, dict) else 'sweep'
     spec = load_spec(spec)
     out = Path(out or spec.get('out') or Path('runs')/'sweeps'/name).resolve()
+    launcher, gpus = launcher or spec.get('launcher', 'local'), spec.get('gpus') if gpus is None else gpus
+    per_point = gpus_per_point or spec.get('gpus_per_point')   # None: one process; no GPU asked of Slurm
+    executor_maker, slots = _launcher(launcher, out, spec, gpus, per_point, workers, timeout)   # refused before any work
     points = expand(spec)
     for point in points: check_apart(out, point['reads'])   # no point's data inside, on or around the sweep
     if _claim(out, {'hooks': spec['hooks'], 'points': [p['name'] for p in points]}, overwrite) == 'extended' and log:
         log(f"extending the sweep in {out}: its finished points are kept")
     atomic_write(out/'sweep.yaml', lambda p: p.write_text(yaml.safe_dump({**spec, 'out': str(out)}, sort_keys=False)))
     atomic_write(out/'points.json', lambda p: p.write_text(json.dumps(points, indent=1, default=str)))
-    todo = [p for p in points if point_status(out/p['name']) != 'done']
-    _log(out, event='sweep', points=len(points), todo=len(todo), workers=workers)
+    runs = [r for r in _runs(points, out) if point_status(r['folder']) != 'done']
+    log_event(out, event='sweep', points=len(points), todo=sum(r['after'] is not None for r in runs), launcher=launcher)
     for point in points:
-        if point not in todo: _log(out, point=point['name'], event='skip')
-    env = {**os.environ, 'KT_NB_SWEEP': '1'}   # each point's kernel ends with its papermill (`stop_with_sweep`)
-    if workers > 1 and 'OMP_NUM_THREADS' not in env: env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // workers))
-
-    def one(point):
-        params = {**point['params'], 'out': str(out/point['name']), 'stage1_dir': str(out/'stage1')}
-        _log(out, point=point['name'], event='start')
-        began = time.monotonic()
-        status = run_point(TRAIN_NOTEBOOK, params, out/point['name'], timeout, env)
-        _log(out, point=point['name'], event=status, seconds=round(time.monotonic() - began, 1))
-        return status
-
-    pool = ThreadPoolExecutor(max_workers=workers)
+        if point_status(out/point['name']) == 'done': log_event(out, point=point['name'], event='skip')
+    env = {'KT_NB_SWEEP': '1'}   # each point's kernel ends with its papermill (`stop_with_sweep`)
+    here = max(1, len(slots) or workers or 1)
+    if 'OMP_NUM_THREADS' not in os.environ and here > 1: env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // here))
     try:
-        with tqdm(total=len(points), initial=len(points) - len(todo), desc='sweep points', disable=not progress,
-                  ncols=bar_width()) as bar:
-            futures = {pool.submit(one, p): p['name'] for p in todo}
-            for finished, future in enumerate(as_completed(futures), 1):
-                status = future.result()
-                bar.update()
-                left = (time.monotonic() - started) / finished * (len(todo) - finished)
-                # the name last: where the line is too long for a terminal, the name goes on the next
-                if log: log(f"point {finished}/{len(todo)} {status}, about {left:.0f} s left: {futures[future]}")
-    # Ctrl-C or SIGTERM: no queued point starts, running ones end, the table keeps what finished
-    except KeyboardInterrupt:
-        _log(out, event='interrupted')
-        pool.shutdown(wait=True, cancel_futures=True)
+        if executor_maker is None: run_here(runs, out, TRAIN_NOTEBOOK, here, slots, per_point or 1, timeout,
+                                      {**os.environ, **env}, log, progress)
+        else: run_jobs(runs, out, TRAIN_NOTEBOOK, executor_maker(), launcher, per_point or 1, env, log, cancel, poll)
+    except KeyboardInterrupt:   # Ctrl-C or SIGTERM: the table keeps what finished
+        log_event(out, event='interrupted')
         aggregate(out)
         raise
-    pool.shutdown()
     table = aggregate(out)
-    _log(out, event='end', seconds=round(time.monotonic() - started, 1), done=int((table.status == 'done').sum()),
-         failed=int((table.status == 'failed').sum()))
+    log_event(out, event='end', seconds=round(time.monotonic() - started, 1), done=int((table.status == 'done').sum()),
+              failed=int((table.status == 'failed').sum()))
     return table
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #03652a8c
@@ -346,18 +299,44 @@ def _gathered(out: Path, points: list[dict]) -> pd.DataFrame:
                          'samples': f"{p['name']}/{r['samples']}" if r.get('samples') else None})
     return pd.DataFrame(rows).drop_duplicates(['setting', 'group', 'model', 'method', 'seed'], ignore_index=True)
 
+# %% ../../nbs/07c_experiment_sweeps.ipynb #cee99a27
+def held_jobs(folders: Sequence[Path]) -> dict[str, str]:
+    "What the schedulers say of the jobs recorded in these folders: 'queued' or 'running' for each they still hold."
+    launched = [where for f in folders if 'job' in (where := read_launch(f))]
+    states = {}
+    for launcher in {w['launcher'] for w in launched}:
+        states.update(job_states(launcher, [w['job'] for w in launched if w['launcher'] == launcher]))
+    return states
+
+# %% ../../nbs/07c_experiment_sweeps.ipynb #8dbea488
+def _hparams(out: Path, point: dict):
+    """A finished point's settings, arm and seed, and each model's final metric, as TensorBoard hparams in its folder:
+    `tensorboard --logdir OUT` sets the points side by side."""
+    results = json.loads((out/point['name']/'metrics.json').read_text())
+    rows = [r for r in results['runs'] if r['method'] != 'start']
+    several = len({r['method'] for r in rows}) > 1   # a point of every arm: the method in the tag
+    metric = results['metric']
+    scores = {f"{metric}/{r['method'] + '/' if several else ''}{r['model']}": r[metric] for r in rows}
+    hparams = {'arm': ' '.join(filter(None, [point['arm'], point['variant']])), 'seed': point['seed'],
+               **point['params']['settings']}
+    write_hparams(out/point['name'], hparams, scores)
+
 # %% ../../nbs/07c_experiment_sweeps.ipynb #2e8acaf3
 def aggregate(out: str | Path) -> pd.DataFrame:
     """One row per point of the sweep in `out` (`results.csv`, `results.parquet`); the paired summary of all finished
-    ones (`summary.json`) and its arm table with every column (`arms.csv`)."""
+    ones (`summary.json`) and its arm table with every column (`arms.csv`); each finished point's settings and metrics
+    as TensorBoard hparams."""
     out = Path(out)
     points = json.loads((out/'points.json').read_text())
-    table = pd.DataFrame([{'point': p['name'], 'status': point_status(out/p['name']), 'setting': p['setting'],
+    states = held_jobs([out/p['name'] for p in points])
+    table = pd.DataFrame([{'point': p['name'], 'status': point_state(out/p['name'], states), 'setting': p['setting'],
                            'arm': ' '.join(filter(None, [p['arm'], p['variant']])), 'seed': p['seed']} for p in points])
     failed = table.status == 'failed'
     table['error'] = [(out/p/'error.txt').read_text().strip() if f else None for p, f in zip(table.point, failed)]
     table['wall_time_s'] = [json.loads((out/p/'metrics.json').read_text()).get('wall_time_s') if s == 'done' else None
                             for p, s in zip(table.point, table.status)]
+    for p in points:
+        if point_status(out/p['name']) == 'done': _hparams(out, p)
     atomic_write(out/'results.csv', lambda p: table.to_csv(p, index=False))
     atomic_write(out/'results.parquet', lambda p: table.to_parquet(p, index=False))
     if (table.status == 'done').any():
@@ -380,6 +359,21 @@ def load_results(out: str | Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path.parent} has no summary.json: run the sweep (no point has finished yet?)")
     return json.loads(path.read_text())
+
+# %% ../../nbs/07c_experiment_sweeps.ipynb #3ad8af8e
+def sweep_status(out: str | Path) -> pd.DataFrame:
+    "One row per stage-1 step and point of the sweep in `out`: its status, where it runs or ran, and its error."
+    out = Path(out)
+    if not (out/'points.json').exists(): raise FileNotFoundError(f"{out} holds no sweep (no points.json)")
+    runs = _runs(json.loads((out/'points.json').read_text()), out)
+    states = held_jobs([r['folder'] for r in runs])
+    rows = []
+    for r in runs:
+        where, status = read_launch(r['folder']), point_state(r['folder'], states)
+        error = (r['folder']/'error.txt').read_text().strip() if status == 'failed' else None
+        rows.append({'run': r['name'], 'kind': 'stage 1' if r['after'] is None else 'point', 'status': status,
+                     'job': where.get('job'), 'gpus': ','.join(where.get('gpus') or []) or None, 'error': error})
+    return pd.DataFrame(rows)
 
 # %% ../../nbs/07c_experiment_sweeps.ipynb #edcd1c10
 def run_report(
