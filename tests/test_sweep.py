@@ -1,4 +1,4 @@
-"Sweeps through the real `papermill` command: a 2 x 2 x 2 grid on the CPU, killed halfway and resumed; bad parameters."
+"Sweeps through the real `papermill` command: a 2 x 2 grid on the CPU, killed halfway and resumed; bad parameters."
 import hashlib
 import json
 import os
@@ -21,7 +21,7 @@ base: {dataset: digits, n_train: 128, n_val: 64, n_test: 128, img_size: 16, stag
 grid:
   groups: [[[resnet10t:scratch, test_vit:scratch]], [[test_resnet:scratch, test_efficientnet:scratch]]]
   arm: ['bikd:gt_confidence', control]
-  seed: [0, 1]
+  seed: [0]
 """
 TINY_SETTINGS = {'dataset': 'digits', 'groups': [['test_resnet:scratch', 'test_efficientnet:scratch']], 'n_train': 64,
                  'n_val': 32, 'n_test': 64, 'img_size': 16, 'stage1_epochs': 1, 'epochs': 1, 'methods': ['bikd']}
@@ -56,35 +56,35 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     cmd = [str(BIN/'kt-nb'), 'sweep', str(spec), '--workers', '2', '--out', str(out)]
     first = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
-    while len(finished(out)) < 3 and first.poll() is None and time.time() < deadline: time.sleep(0.2)
+    while len(finished(out)) < 2 and first.poll() is None and time.time() < deadline: time.sleep(0.2)
     assert first.poll() is None, f"the sweep ended before it could be killed: {first.stderr.read().decode()[-2000:]}"
     first.send_signal(signal.SIGKILL)
     first.wait()
     first_log = first.stderr.read().decode()
     before = finished(out)
-    assert 3 <= len(before) < 8, before
+    assert 2 <= len(before) < 4, before
     time.sleep(3)   # the points in flight died with the sweep: nothing finishes on its own afterwards
     assert finished(out) == before
 
     second = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert '8 of 8 points done, 0 failed' in second.stdout
+    assert '4 of 4 points done, 0 failed' in second.stdout
     assert ' failed, ' not in second.stderr   # a point of one arm, without its control, ran its notebook to the end
     first_session, second_session = sessions(out)
     skipped = {e['point'] for e in second_session if e['event'] == 'skip'}
     rerun = {e['point'] for e in second_session if e['event'] == 'start'}
     points = [p['name'] for p in json.loads((out/'points.json').read_text())]
-    assert skipped == set(before) and rerun == set(points) - set(before) and len(points) == 8
+    assert skipped == set(before) and rerun == set(points) - set(before) and len(points) == 4
     assert {k: v for k, v in finished(out).items() if k in before} == before   # finished points were not touched
 
     table = pd.read_csv(out/'results.csv')
     parquet = pd.read_parquet(out/'results.parquet')
     assert list(parquet.columns) == list(table.columns) and parquet.point.tolist() == table.point.tolist()
     assert table.point.tolist() == points and (table.status == 'done').all()
-    assert sorted(table.arm.unique()) == ['bikd:gt_confidence', 'control'] and sorted(table.seed.unique()) == [0, 1]
+    assert sorted(table.arm.unique()) == ['bikd:gt_confidence', 'control'] and sorted(table.seed.unique()) == [0]
     runs = pd.DataFrame(json.loads((out/'summary.json').read_text())['runs'])
     arms = runs[runs.method != 'start']
-    assert len(arms) == 2 * 2 * 2 * 2 and arms.acc.between(0, 1).all() and arms.start_acc.between(0, 1).all()   # groups x arms x seeds x models
+    assert len(arms) == 2 * 2 * 1 * 2 and arms.acc.between(0, 1).all() and arms.start_acc.between(0, 1).all()   # groups x arms x seeds x models
     assert (arms.better.notna()).all()                                  # every arm paired with its control, sample by sample
     one = out/points[0]
     assert {'notebook.ipynb', 'metrics.json', 'runs', 'starts', 'params.yaml'} <= {p.name for p in one.iterdir()}
