@@ -158,8 +158,9 @@ def run_jobs(
     "Submit every step and point not done nor held by the scheduler, each point after its step; follow them to the end."
     by_name, held = {r['name']: r for r in runs}, lambda: job_states(launcher, _job_ids(runs))
     states = held()
-    waiting = [r for r in runs if point_state(r['folder'], states) in ('failed', 'pending')]
-    watching = {r['name']: r for r in runs if point_state(r['folder'], states) in ('queued', 'running')}
+    now = {r['name']: point_state(r['folder'], states) for r in runs}   # each folder looked at once
+    waiting = [r for r in runs if now[r['name']] in ('failed', 'pending')]
+    watching = {r['name']: r for r in runs if now[r['name']] in ('queued', 'running')}
     def send(run: dict, after: Sequence[str] = ()):
         job = submit(executor, PointJob(notebook, run['params'], run['folder'], processes, env), run['name'], after)
         record_launch(run['folder'], launcher=launcher, job=job, jobs=str(out/'jobs'), processes=processes)
