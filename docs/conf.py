@@ -19,7 +19,8 @@ nb_execution_mode = 'off'      # pages show the notebooks' stored outputs
 nb_ipywidgets_js = {}          # the explorer appears as its static snapshot, with no widget manager from a CDN
 nb_mime_priority_overrides = [('html', 'application/vnd.jupyter.widget-view+json', None),
                               ('html', 'application/vnd.plotly.v1+json', None)]
-myst_enable_extensions = ['colon_fence']
+myst_enable_extensions = ['colon_fence', 'attrs_block']   # attrs_block: {.kt-def} marks a definition's section
 myst_heading_anchors = 3
 suppress_warnings = ['myst.header', 'mystnb.unknown_mime_type']   # headings that skip a level; widget state
 html_context = {'default_mode': 'light'}   # no theme switch to settle on first load
+smartquotes = False   # text as typed: `--option` stays two hyphens (no en dash), quotes stay straight

@@ -14,17 +14,17 @@ from kt_nb.experiment.runner import run_experiment
 def experiment(task: str):
     "The task's hooks and a config small enough for seconds, with several steps per arm."
     if task == 'classification':
-        from kt_nb.classification.experiment import DemoConfig, classification_experiment
+        from kt_nb.classification.experiment import ClassificationConfig, classification_experiment
         tiny = [['test_resnet:scratch', 'test_efficientnet:scratch']]
-        cfg = DemoConfig(groups=tiny, methods=['bikd'], dataset='digits', n_train=192, n_val=32, n_test=64, img_size=16,
+        cfg = ClassificationConfig(groups=tiny, methods=['bikd'], dataset='digits', n_train=192, n_val=32, n_test=64, img_size=16,
                          batch_size=32, stage1_epochs=1, epochs=2, seeds=1)
         return classification_experiment, cfg
     if task == 'segmentation':
-        from kt_nb.segmentation.experiment import SegConfig, segmentation_experiment
-        cfg = SegConfig.quick(n_train=48, n_test=16, batch_size=8, epochs=2, methods=['bikd:gt_confidence'])
+        from kt_nb.segmentation.experiment import SegmentationConfig, segmentation_experiment
+        cfg = SegmentationConfig.quick(n_train=48, n_test=16, batch_size=8, epochs=2, methods=['bikd:gt_confidence'])
         return segmentation_experiment, cfg
-    from kt_nb.saliency.experiment import VideoConfig, saliency_experiment
-    cfg = VideoConfig.quick(n_train_videos=4, frames_per_video=5, batch_size=4, epochs=2, methods=['bikd:task_loss'])
+    from kt_nb.saliency.experiment import SaliencyConfig, saliency_experiment
+    cfg = SaliencyConfig.quick(n_train_videos=4, frames_per_video=5, batch_size=4, epochs=2, methods=['bikd:task_loss'])
     return saliency_experiment, cfg
 
 

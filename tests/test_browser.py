@@ -36,13 +36,13 @@ import torch
 torch.set_num_threads(1)
 from pathlib import Path
 from kt_nb.data.load import load_dataset
-from kt_nb.classification.experiment import DemoConfig
+from kt_nb.classification.experiment import ClassificationConfig
 from kt_nb.engine.learner import JointLearner
 from kt_nb.classification.screening import screen, train_zoo, zoo_participants
 from kt_nb.classification.explorer import explore
 work = Path({work!r})
 torch.manual_seed(0)
-cfg = DemoConfig(dataset='digits', n_train=300, n_val=50, n_test=200, img_size=32, stage1_epochs=6)
+cfg = ClassificationConfig(dataset='digits', n_train=300, n_val=50, n_test=200, img_size=32, stage1_epochs=6)
 digits = load_dataset('digits', n_train=300, n_val=50, n_test=200)
 zoo = train_zoo(['resnet10t:scratch', 'mobilenetv3_small_050:scratch', 'resnet14t:scratch'], cfg, work/'zoo')
 scr = screen(zoo_participants(zoo, cfg), digits['test'], work/'cache')
@@ -238,10 +238,11 @@ def test_explorer_in_chromium(lab):
 CLIP_SETUP = '''\
 import torch
 torch.set_num_threads(1)
-from kt_nb.saliency.clips import synthetic_splits
+from kt_nb.saliency.data import synthetic_splits
 from kt_nb.engine.learner import JointLearner
 from kt_nb.saliency.task import Saliency
-from kt_nb.saliency.experiment import saliency_participant, explore_saliency
+from kt_nb.saliency.models import saliency_participant
+from kt_nb.saliency.explorer import explore_saliency
 torch.manual_seed(0)
 clips = synthetic_splits(6, 0, 1, frames_per_video=6, clip_length=4, size=32)
 pair = [saliency_participant('tf_efficientnet_lite0', 'conv3d', img_size=48), saliency_participant('tf_efficientnet_lite1', 'attention', img_size=48)]

@@ -121,7 +121,7 @@ def test_a_folder_named_like_a_built_in_set_is_refused_with_both_spellings(tmp_p
 
 def test_a_split_left_empty_by_skipping_is_named(tmp_path):
     "Every test image unreadable, with and without loader workers: one line naming the split, not an IndexError."
-    from kt_nb.engine.learner import predict
+    from kt_nb.engine.predictions import predict
     folder = tiny_folder(tmp_path/'photos', 4, splits=('train', 'val'))
     for f in (folder/'val').rglob('*.png'): f.write_bytes(b'')
     data = load_dataset(folder, img_size=32, on_error='skip')

@@ -69,10 +69,10 @@ def refused(capsys, folder: Path, *argv, code: int = 1) -> str:
 
 def test_stage1_is_keyed_by_the_training_data_not_its_path(tmp_path, monkeypatch):
     "Other images under the same settings train their own stage 1; the same images reuse it."
-    from kt_nb.classification.experiment import DemoConfig, classification_experiment
+    from kt_nb.classification.experiment import ClassificationConfig, classification_experiment
     from kt_nb.experiment import runner
     from kt_nb.data.load import load_dataset
-    cfg = DemoConfig(dataset='digits', groups=[['test_resnet:scratch', 'test_efficientnet:scratch']], img_size=16,
+    cfg = ClassificationConfig(dataset='digits', groups=[['test_resnet:scratch', 'test_efficientnet:scratch']], img_size=16,
                      n_train=16, n_val=8, n_test=8, stage1_epochs=1)
     data = load_dataset('digits', n_train=16, n_val=8, n_test=8)
     trained = []
@@ -154,11 +154,21 @@ def test_repeated_set_merges_and_each_value_is_checked(capsys, tmp_path):
     (['--data', 'digits', '--set', 'dataset=fashion_mnist'],
      'dataset is given twice (--data digits, --set dataset=fashion_mnist)'),
     (['--set', 'img_size=64'], 'img_size is given twice (--img-size 16, --set img_size=64)'),
-    (['--paper-gradients', '--detach-teacher', 'true'],
-     'detach_teacher is given twice (--detach-teacher true, --paper-gradients)'),
+    (['--on-error', 'skip', '--set', 'on_error=raise'], 'on_error is given twice (--on-error skip, --set on_error=raise)'),
 ])
 def test_a_setting_given_twice_is_refused_naming_both(capsys, tmp_path, argv, message):
     assert message in refused(capsys, tmp_path, 'demo', *TINY, *argv, '--out', tmp_path/'d')
+
+
+@pytest.mark.parametrize('retired,instead', [('--skip-unreadable', '--on-error skip'),
+                                             ('--paper-gradients', '--detach-teacher false')])
+def test_a_retired_option_names_the_settings_own(capsys, tmp_path, retired, instead):
+    "Two spellings of earlier versions repeated a setting's option: each answers with that option, in one line, exit 2."
+    try: main(['demo', *TINY, retired, '--out', str(tmp_path/'d')])
+    except SystemExit as e: code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"kt-nb demo: error: {retired} is retired: write {instead}\n", err
+    assert not (tmp_path/'d').exists()
 
 
 def test_an_option_given_twice_is_refused(capsys, tmp_path):
@@ -227,8 +237,10 @@ def test_a_failed_point_records_and_prints_its_own_error(capsys, tmp_path, monke
 
 @pytest.mark.parametrize('spec,message', [
     ("grid:\n  epoch: [1, 2]\n", "unknown setting(s) 'epoch' (did you mean 'epochs'?)"),
-    ("grid:\n  lr: []\n", "grid axis 'lr' must be a non-empty list, got []"),
-    ("base: {threads: -1}\n", "the sweep spec's base 'threads': must be >= 0, got -1"),
+    ("grid:\n  lr: []\n", "the sweep spec's grid: axis 'lr' must be a non-empty list, got []"),
+    ("threads: -1\n", "the sweep spec's threads: must be >= 0, got -1"),
+    ("base: {threads: 1}\n", "the sweep spec's base sets 'threads', a setting of the sweep, not of the task: write 'threads: 1' "
+                              "at the spec's top level"),
     ("base: {epochs: [1]}\n", "parameter 'epochs': must be an integer, got [1]"),
     ("grid:\n  arm: [bikd, bikd]\n", 'two grid points have the same settings'),
     ("grid:\n  seed: [-1]\n", 'must be >= 0, got -1'),
@@ -240,10 +252,11 @@ def test_a_bad_spec_is_refused_before_any_point(capsys, tmp_path, spec, message)
 
 
 @pytest.mark.parametrize('argv,message', [
-    (['--workers', '-1'], 'argument --workers: must be a positive integer, got -1'),
-    (['--workers', 'two'], 'argument --workers: must be a positive integer, got two'),
-    (['--timeout', '-5'], 'argument --timeout: must be a positive number of seconds, got -5'),
-    (['--timeout', 'nan'], 'argument --timeout: must be a positive number of seconds, got nan'),
+    (['--workers', '-1'], '--workers: must be >= 1, got -1'),
+    (['--workers', 'two'], "--workers: must be an integer or None, got 'two'"),
+    (['--timeout', '-5'], '--timeout: must be positive, got -5'),
+    (['--timeout', 'nan'], '--timeout: must be finite, got nan'),
+    (['--launcher', 'cluster'], "--launcher: unknown value 'cluster'; choose from ['local', 'slurm', 'submitit-local']"),
 ])
 def test_bad_sweep_options_are_usage_errors(capsys, tmp_path, argv, message):
     (tmp_path/'spec.yaml').write_text(SPEC)
@@ -275,8 +288,9 @@ def test_bad_demo_values_are_refused(capsys, tmp_path, argv, message, code):
 ])
 def test_bad_training_notebook_parameters_are_refused(params, message):
     "What papermill hands train.ipynb, checked by its first cell before anything is loaded."
-    from kt_nb.experiment.sweeps import TRAIN_PARAMETERS, check_train_params
-    given = {name: default for name, (default, _, _) in TRAIN_PARAMETERS.items()}
+    from dataclasses import asdict
+    from kt_nb.experiment.sweeps import TrainParameters, check_train_params
+    given = asdict(TrainParameters())
     with pytest.raises(ValueError) as refusal:
         check_train_params({**given, 'settings': {'methods': ['bikd']}, **params})
     assert message in str(refusal.value), str(refusal.value)

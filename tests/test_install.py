@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 SPEC = """
-base: {dataset: digits, n_train: 64, n_val: 32, n_test: 64, img_size: 16, stage1_epochs: 1, epochs: 1, threads: 1,
+threads: 1
+base: {dataset: digits, n_train: 64, n_val: 32, n_test: 64, img_size: 16, stage1_epochs: 1, epochs: 1,
        groups: [[test_resnet:scratch, test_efficientnet:scratch]]}
 grid:
   arm: [bikd, control]
@@ -33,7 +34,7 @@ def test_installed_package_sweeps_from_an_empty_folder(tmp_path):
     assert built.returncode == 0, built.stderr[-3000:]
     assert 'would be ignored' not in built.stdout + built.stderr and 'SetuptoolsDeprecationWarning' not in built.stderr, built.stderr
     installed = {p.parent.name for p in (new_site/'kt_nb').glob('*/__init__.py')}
-    assert installed == {'data', 'engine', 'experiment', 'classification', 'segmentation', 'saliency', 'tags'}, installed
+    assert installed == {'data', 'engine', 'experiment', 'classification', 'segmentation', 'saliency', 'examples'}, installed
     assert {'train.ipynb', 'report.ipynb'} <= {p.name for p in (new_site/'kt_nb'/'notebooks').glob('*.ipynb')}
     empty = tmp_path/'elsewhere'
     empty.mkdir()

@@ -9,8 +9,9 @@ import pytest
 from kt_nb.experiment.launch import read_launch
 from kt_nb.experiment.sweeps import sweep, sweep_status
 
-SPEC = {'base': {'dataset': 'digits', 'groups': [['test_resnet:scratch', 'test_efficientnet:scratch']], 'n_train': 128,
-                 'n_val': 32, 'n_test': 96, 'img_size': 16, 'stage1_epochs': 1, 'epochs': 1, 'threads': 1},
+SPEC = {'threads': 1,
+        'base': {'dataset': 'digits', 'groups': [['test_resnet:scratch', 'test_efficientnet:scratch']], 'n_train': 128,
+                 'n_val': 32, 'n_test': 96, 'img_size': 16, 'stage1_epochs': 1, 'epochs': 1},
         'grid': {'arm': ['bikd', 'control'], 'seed': [0]}, 'launcher': 'slurm', 'slurm': {'time': 30}}
 
 

@@ -17,7 +17,8 @@ TRAIN = ROOT/'kt_nb'/'notebooks'/'train.ipynb'
 
 # sweeps/tiny.yaml with less data: two pairs of tiny models from scratch x (the paper's method, control) x two seeds
 SPEC = """
-base: {dataset: digits, n_train: 128, n_val: 64, n_test: 128, img_size: 16, stage1_epochs: 1, epochs: 1, threads: 1}
+threads: 1
+base: {dataset: digits, n_train: 128, n_val: 64, n_test: 128, img_size: 16, stage1_epochs: 1, epochs: 1}
 grid:
   groups: [[[resnet10t:scratch, test_vit:scratch]], [[test_resnet:scratch, test_efficientnet:scratch]]]
   arm: ['bikd:gt_confidence', control]
@@ -107,7 +108,7 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     ("epochs: 3", "unknown parameter(s) 'epochs'"),                                      # a setting belongs in settings
 ])
 def test_bad_parameter_fails_before_work(tmp_path, parameters, message):
-    "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/07c_experiment_sweeps.ipynb)."
+    "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/22_experiment_sweeps.ipynb)."
     run = tmp_path/'run'
     result = subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/'out.ipynb'), '-y', parameters, '-p', 'out', str(run),
                              '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)
@@ -127,11 +128,12 @@ def test_bad_sweep_point_stops_before_any_point_runs(tmp_path):
 
 
 def test_help_notebook_lists_every_parameter_with_a_description():
-    from kt_nb.experiment.sweeps import TRAIN_PARAMETERS
+    from kt_nb.experiment.settings import settings_of
+    from kt_nb.experiment.sweeps import TrainParameters
     result = subprocess.run([str(BIN/'papermill'), '--help-notebook', str(TRAIN)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    for name in TRAIN_PARAMETERS:
+    for name in settings_of(TrainParameters):
         at = next(i for i, l in enumerate(lines) if l.strip().startswith(f'{name}:'))
         described = lines[at].split(')', 1)[-1].strip() or lines[at + 1].strip()
         assert described and not described.endswith(':'), (name, lines[at:at + 2])
@@ -204,11 +206,11 @@ def test_sweeps_of_every_task_tabulate_through_the_same_code(tmp_path, task):
     "Segmentation: two settings, each a whole experiment over two seeds; saliency: one seed of the whole experiment."
     spec = tmp_path/'spec.yaml'
     spec.write_text({'segmentation': "hooks: kt_nb.segmentation.experiment:segmentation_experiment\n"
-                                     "base: {n_train: 32, n_test: 16, size: 32, stage1_epochs: 1, epochs: 1, seeds: 2, "
-                                     "methods: ['bikd:gt_confidence'], threads: 1}\ngrid:\n  lr: [3.0e-4, 1.0e-3]\n",
+                                     "threads: 1\nbase: {n_train: 32, n_test: 16, size: 32, stage1_epochs: 1, epochs: 1, "
+                                     "seeds: 2, methods: ['bikd:gt_confidence']}\ngrid:\n  lr: [3.0e-4, 1.0e-3]\n",
                      'saliency': "hooks: kt_nb.saliency.experiment:saliency_experiment\n"
-                                 "base: {n_train_videos: 4, n_test_videos: 2, frames_per_video: 5, stage1_epochs: 1, epochs: 1, "
-                                 "threads: 1}\ngrid:\n  seed: [0]\n"}[task])
+                                 "threads: 1\nbase: {n_train_videos: 4, n_test_videos: 2, frames_per_video: 5, "
+                                 "stage1_epochs: 1, epochs: 1}\ngrid:\n  seed: [0]\n"}[task])
     result = subprocess.run([str(BIN/'kt-nb'), 'sweep', str(spec), '--out', str(tmp_path/'s'), '--workers', '2'], env=env(),
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

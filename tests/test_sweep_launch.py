@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -22,11 +23,12 @@ from kt_nb.data.load import load_dataset
 from kt_nb.data.sources import write_image_folder
 from kt_nb.experiment import launch
 from kt_nb.experiment.launch import read_launch, run_point
-from kt_nb.experiment.sweeps import TRAIN_NOTEBOOK, TRAIN_PARAMETERS, sweep, sweep_status
+from kt_nb.experiment.sweeps import TRAIN_NOTEBOOK, TrainParameters, sweep, sweep_status
 
 KT_NB = Path(sys.executable).with_name('kt-nb')
-SMALL = {'base': {'dataset': 'digits', 'groups': [['test_resnet:scratch', 'test_efficientnet:scratch']], 'n_train': 128,
-                  'n_val': 32, 'n_test': 96, 'img_size': 16, 'stage1_epochs': 1, 'epochs': 1, 'threads': 1},
+SMALL = {'threads': 1,
+         'base': {'dataset': 'digits', 'groups': [['test_resnet:scratch', 'test_efficientnet:scratch']], 'n_train': 128,
+                  'n_val': 32, 'n_test': 96, 'img_size': 16, 'stage1_epochs': 1, 'epochs': 1},
          'grid': {'arm': ['bikd', 'control'], 'seed': [0, 1]}}
 
 
@@ -84,7 +86,7 @@ def test_a_point_on_two_processes_matches_one(tmp_path):
     settings = {'dataset': str(folder), 'groups': [['test_vit:scratch', 'test_efficientnet_gn:scratch']], 'n_train': 128,
                 'n_val': 32, 'n_test': 96, 'img_size': 32, 'stage1_epochs': 1, 'epochs': 1, 'batch_size': 32,
                 'seeds': 1, 'methods': ['bikd']}
-    params = {**{k: d for k, (d, _, _) in TRAIN_PARAMETERS.items()}, 'settings': settings, 'quick': False, 'threads': 1}
+    params = {**asdict(TrainParameters()), 'settings': settings, 'quick': False, 'threads': 1}
     for k in (1, 2):
         folder = tmp_path/f'p{k}'
         status = run_point(TRAIN_NOTEBOOK, {**params, 'out': str(folder)}, folder, env=env, processes=k)

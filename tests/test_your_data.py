@@ -12,7 +12,8 @@ from PIL import Image
 
 from kt_nb.data.sets import Augment
 from kt_nb.data.load import load_dataset
-from kt_nb.engine.learner import JointLearner, accuracies
+from kt_nb.engine.learner import JointLearner
+from kt_nb.engine.predictions import accuracies
 from kt_nb.engine.models import participant
 from kt_nb.data.sources import write_image_folder
 
@@ -97,7 +98,7 @@ def test_demo_on_a_folder_then_the_explorer_on_its_ledger(tmp_path):
 
     out = tmp_path/'demo'
     result = run('demo', '--quick', '--data', folder, '--groups', 'resnet10t:scratch+test_vit:scratch', '--img-size', '32',
-                 '--workers', '2', '--skip-unreadable', '--out', out)
+                 '--workers', '2', '--on-error', 'skip', '--out', out)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out/'metrics.json').read_text())
     assert metrics['data'] == 'photos' and metrics['sizes'] == {'train': 80, 'val': 9, 'test': 24}, metrics['sizes']
@@ -162,7 +163,8 @@ def test_the_papers_imagenet_sweep_on_a_tiny_imagenet_folder(tmp_path):
     assert '3 points' in dry.stdout and 'detach_teacher=False' in dry.stdout and str(folder) in dry.stdout, dry.stdout
     assert not (tmp_path/'never').exists()
     tiny = yaml.safe_load(spec.read_text())
-    tiny['base'].update(img_size=32, epochs=1, batch_size=16, workers=0, threads=1, groups=[['test_vit:scratch', 'test_efficientnet:scratch']])
+    tiny['base'].update(img_size=32, epochs=1, batch_size=16, workers=0, groups=[['test_vit:scratch', 'test_efficientnet:scratch']])
+    tiny['threads'] = 1
     (tmp_path/'tiny.yaml').write_text(yaml.safe_dump(tiny))
     result = run('sweep', tmp_path/'tiny.yaml', '--data', folder, '--workers', '2', '--out', tmp_path/'sweep')
     assert result.returncode == 0, result.stderr[-3000:]

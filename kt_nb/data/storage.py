@@ -13,8 +13,17 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['atomic_write', 'previous_path', 'UnsafeWeightsError', 'state_hash', 'load_state', 'save_state', 'pack_state',
+__all__ = ['atomic_write', 'previous_path', 'state_hash', 'save_state', 'UnsafeWeightsError', 'load_state', 'pack_state',
            'unpack_state', 'DataWarning', 'bar_width']
+
+# %% ../../nbs/00_data_storage.ipynb #796771f8
+def _fsync_folder(folder: Path):
+    "Make the renames in `folder` durable (a no-op where folders cannot be opened, as on Windows)."
+    try: fd = os.open(folder, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
 
 # %% ../../nbs/00_data_storage.ipynb #f9b2c069
 def atomic_write(path: str | Path, write, keep_previous: bool = False) -> Path:
@@ -42,24 +51,6 @@ def previous_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(f'{path.stem}-previous{path.suffix}')
 
-# %% ../../nbs/00_data_storage.ipynb #796771f8
-def _fsync_folder(folder: Path):
-    "Make the renames in `folder` durable (a no-op where folders cannot be opened, as on Windows)."
-    try: fd = os.open(folder, os.O_RDONLY)
-    except OSError: return
-    try: os.fsync(fd)
-    except OSError: pass
-    finally: os.close(fd)
-
-# %% ../../nbs/00_data_storage.ipynb #01481e6b
-class UnsafeWeightsError(RuntimeError):
-    "A weights file that would run code when loaded."
-
-# %% ../../nbs/00_data_storage.ipynb #5b7d989e
-def _unsupported_global(e: Exception) -> str:
-    "The line of torch's refusal that names the object the pickle wanted to build."
-    return next((line.strip() for line in str(e).splitlines() if 'global' in line.lower()), 'unsupported object')
-
 # %% ../../nbs/00_data_storage.ipynb #082d80c1
 def state_hash(state: dict[str, Tensor]) -> str:
     "SHA-256 of a state dict's names, dtypes, shapes and bytes: equal iff the tensors are equal."
@@ -70,16 +61,20 @@ def state_hash(state: dict[str, Tensor]) -> str:
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
-# %% ../../nbs/00_data_storage.ipynb #edf61ac8
-def load_state(path: str | Path,
-               with_metadata: bool = False,  # also return the file's metadata (safetensors only)
-              ) -> dict[str, Tensor] | tuple[dict[str, Tensor], dict[str, str]]:
-    "Tensors of a safetensors or torch weights file, read without executing code; hashes are checked."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no weights file at {path}")
-    if path.suffix == '.safetensors': state, metadata = _load_safetensors(path)
-    else: state, metadata = _load_torch(path), {}
-    return (state, metadata) if with_metadata else state
+# %% ../../nbs/00_data_storage.ipynb #24dc465d
+def save_state(state: dict[str, Tensor], path: str | Path,
+               metadata: dict[str, str] | None = None,  # strings stored in the file's header
+               keep_previous: bool = False,             # keep the replaced file (see `atomic_write`)
+              ) -> Path:
+    "Write `state` as safetensors with its hash, atomically."
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    metadata = {**(metadata or {}), 'kt_nb_sha256': state_hash(state)}
+    return atomic_write(path, lambda p: save_file(state, str(p), metadata=metadata), keep_previous)
+
+# %% ../../nbs/00_data_storage.ipynb #5b7d989e
+def _unsupported_global(e: Exception) -> str:
+    "The line of torch's refusal that names the object the pickle wanted to build."
+    return next((line.strip() for line in str(e).splitlines() if 'global' in line.lower()), 'unsupported object')
 
 # %% ../../nbs/00_data_storage.ipynb #fdd217d1
 def _load_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
@@ -108,15 +103,19 @@ def _load_torch(path: Path) -> dict[str, Tensor]:
         raise ValueError(f"{path} does not hold a mapping of names to tensors")
     return state
 
-# %% ../../nbs/00_data_storage.ipynb #24dc465d
-def save_state(state: dict[str, Tensor], path: str | Path,
-               metadata: dict[str, str] | None = None,  # strings stored in the file's header
-               keep_previous: bool = False,             # keep the replaced file (see `atomic_write`)
-              ) -> Path:
-    "Write `state` as safetensors with its hash, atomically."
-    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    metadata = {**(metadata or {}), 'kt_nb_sha256': state_hash(state)}
-    return atomic_write(path, lambda p: save_file(state, str(p), metadata=metadata), keep_previous)
+# %% ../../nbs/00_data_storage.ipynb #01481e6b
+class UnsafeWeightsError(RuntimeError):
+    "A weights file that would run code when loaded."
+
+def load_state(path: str | Path,
+               with_metadata: bool = False,  # also return the file's metadata (safetensors only)
+              ) -> dict[str, Tensor] | tuple[dict[str, Tensor], dict[str, str]]:
+    "Tensors of a safetensors or torch weights file, read without executing code; hashes are checked."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"no weights file at {path}")
+    if path.suffix == '.safetensors': state, metadata = _load_safetensors(path)
+    else: state, metadata = _load_torch(path), {}
+    return (state, metadata) if with_metadata else state
 
 # %% ../../nbs/00_data_storage.ipynb #f4af04a1
 def pack_state(tree, tensors: dict[str, Tensor], prefix: str = ''):
