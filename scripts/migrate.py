@@ -53,7 +53,8 @@ def migrate_results(obj):
     migrated = dict(obj)
     if isinstance(obj.get('runs'), list): migrated['runs'] = migrate_results(obj['runs'])
     if isinstance(obj.get('summary'), list):
-        kept = [r for r in obj['summary'] if not (isinstance(r, dict) and (r.get('stage') == 'alone' or r.get('method') == 'alone'))]
+        start = lambda r: isinstance(r, dict) and 'alone' in (r.get('stage'), r.get('method'))   # a start row
+        kept = [r for r in obj['summary'] if not start(r)]
         migrated['summary'] = migrate_results(kept)
     return migrated
 

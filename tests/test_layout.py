@@ -119,7 +119,8 @@ def sources_with_settings() -> dict[str, str]:
     found = {name: path.read_text() for name, path in modules().items()}
     cells = json.loads((ROOT/'nbs'/'42_your_task.ipynb').read_text())['cells']
     code = [''.join(c['source']) for c in cells if c['cell_type'] == 'code']
-    found['nbs/42_your_task.ipynb'] = '\n'.join(l for s in code for l in s.splitlines() if not l.lstrip().startswith(('%', '!')))
+    found['nbs/42_your_task.ipynb'] = '\n'.join(l for s in code for l in s.splitlines()
+                                               if not l.lstrip().startswith(('%', '!')))
     return found
 
 
@@ -131,7 +132,8 @@ def test_a_settings_role_lives_in_its_declaration_only():
     wrong = []
     for where, text in sources_with_settings().items():
         for node in ast.walk(ast.parse(text)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+            targets = (node.targets if isinstance(node, ast.Assign)
+                       else [node.target] if isinstance(node, ast.AnnAssign) else [])
             for t in targets:
                 label = t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else ''
                 if ROLE_LISTS.match(label): wrong.append(f"{where}: {label} = ...")
@@ -147,7 +149,8 @@ def test_every_declaration_has_its_role_check_and_help():
     from kt_nb.experiment.settings import ROLES, Settings, integer, setting
     classes = settings_classes()
     assert {'TwoStageConfig', 'ClassificationConfig', 'SegmentationConfig', 'SaliencyConfig', 'TagsConfig', 'BenchConfig',
-            'LoaderBenchConfig', 'SweepSettings', 'SweepSpec', 'TrainParameters', 'SlurmSettings'} <= {c.__name__ for c in classes}
+            'LoaderBenchConfig', 'SweepSettings', 'SweepSpec', 'TrainParameters', 'SlurmSettings'} \
+        <= {c.__name__ for c in classes}
     for config in classes:
         for f in fields(config):
             assert f.metadata.get('role') in ROLES, (config.__name__, f.name)
@@ -167,9 +170,11 @@ def option_literals() -> dict[str, set[str]]:
     found = {}
     for function in ast.walk(ast.parse((PACKAGE/'cli.py').read_text())):
         if not isinstance(function, ast.FunctionDef): continue
-        calls = [n for n in ast.walk(function) if isinstance(n, ast.Call) and isinstance(n.func, (ast.Attribute, ast.Name))]
+        calls = [n for n in ast.walk(function)
+                 if isinstance(n, ast.Call) and isinstance(n.func, (ast.Attribute, ast.Name))]
         named = lambda c: c.func.attr if isinstance(c.func, ast.Attribute) else c.func.id
-        commands = [c.args[0].value for c in calls if named(c) == 'add' and c.args and isinstance(c.args[0], ast.Constant)]
+        commands = [c.args[0].value for c in calls
+                    if named(c) == 'add' and c.args and isinstance(c.args[0], ast.Constant)]
         for call in calls:
             if named(call) != 'add_argument': continue
             options = {a.value for a in call.args if isinstance(a, ast.Constant) and str(a.value).startswith('-')}
@@ -197,7 +202,8 @@ def test_no_option_is_written_by_hand_for_a_declared_setting():
         generated = {o for a in sub._actions if hasattr(a, 'setting_of') for o in a.option_strings}
         assert declared <= generated, (name, declared - generated)   # every declared setting is an option
         written = hand.get(name, set()) | hand.get(None, set())
-        assert not written & declared, f"kt-nb {name}: {sorted(written & declared)} written by hand for declared settings"
+        assert not written & declared, \
+            f"kt-nb {name}: {sorted(written & declared)} written by hand for declared settings"
     assert {a.setting_of.__name__ for a in commands['sweep']._actions if hasattr(a, 'setting_of')} == {'SweepSettings'}
     assert {a.setting_of.__name__ for a in commands['bench']._actions if hasattr(a, 'setting_of')} == {'BenchConfig'}
 
@@ -269,7 +275,7 @@ def shown_at_work() -> dict[str, tuple[int, int]]:
 
 
 def test_notebooks_show_each_definition_at_work():
-    "At least 80 % of public exported definitions, pooled, and 60 % in every notebook, are used right after their export."
+    "At least 80 % of public exported definitions, pooled, and 60 % in every notebook, are used right after export."
     counts = shown_at_work()
     low = {name: f"{s}/{t}" for name, (s, t) in counts.items() if s < 0.6 * t}
     assert not low, f"notebooks below 60 %: {low}"

@@ -28,7 +28,8 @@ def test_settings_added_since_have_the_value_older_runs_ran_at():
 
 
 def test_an_old_run_folder_is_refused_naming_the_script_then_migrated(tmp_path, capsys):
-    cfg = ClassificationConfig.quick(dataset='digits', groups=[['test_resnet:scratch', 'test_vit:scratch']], img_size=16)
+    cfg = ClassificationConfig.quick(dataset='digits', groups=[['test_resnet:scratch', 'test_vit:scratch']],
+                                     img_size=16)
     out = tmp_path/'demo'; out.mkdir()
     identity = experiment_identity(cfg)
     (out/'run.json').write_text(json.dumps(older(identity, ClassificationConfig)))
@@ -47,7 +48,8 @@ def test_a_sweep_folder_and_a_results_file_are_migrated(tmp_path, capsys):
     cfg = SaliencyConfig.quick()
     sweep = tmp_path/'sweep'
     point = sweep/'seed0__bikd'; point.mkdir(parents=True)
-    (sweep/'run.json').write_text(json.dumps({'hooks': 'kt_nb.saliency.experiment:saliency_experiment', 'points': [point.name]}))
+    hooks = 'kt_nb.saliency.experiment:saliency_experiment'
+    (sweep/'run.json').write_text(json.dumps({'hooks': hooks, 'points': [point.name]}))
     subset = experiment_identity(cfg, arms=['bikd:task_loss'], seeds=[0])
     (point/'run.json').write_text(json.dumps(older(subset, SaliencyConfig)))
     scores = dict.fromkeys(SALIENCY_METRICS, .5)
