@@ -17,7 +17,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data.sets import ImageSet
 from .engine.predictions import AUTOCAST_DTYPES
 from .engine.learner import JointLearner
-from .engine.models import check_model_name, participant, resolve_device, resolve_precision, to_channels_last
+from .engine.sources import model_source, spec_help
+from .engine.models import participant, resolve_device, resolve_precision, to_channels_last
 from .experiment.settings import Settings, boolean, choice, device_name, integer, setting
 from .data.storage import atomic_write
 from .data.sets import collate_samples
@@ -32,17 +33,17 @@ __all__ = ['PEAK_BF16_TFLOPS', 'PEAK_NOISE', 'BenchConfig', 'time_steps', 'conv_
 PEAK_BF16_TFLOPS = {'H100': 989.0, 'H200': 989.0, 'A100': 312.0, 'L40S': 362.0}   # dense, from the vendors' data sheets
 
 def _pair(value) -> list[str]:
-    "Two timm model names: bench compares a pair of models."
+    "Two models (any source of `SPELLINGS`; their architectures are timed): bench compares a pair of models."
     if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"must be two timm model names (bench compares a pair of models), got {value!r}")
-    for name in value: check_model_name(name)
+        raise ValueError(f"must be two models (bench compares a pair of models), got {value!r}. {spec_help((None,))}")
+    for name in value: model_source(name)
     return list(value)
 
 @dataclass
 class BenchConfig(Settings):
     "What `bench` measures (role 'run') and how it times it ('how'); `for_device` picks the defaults of a GPU or a CPU."
     models: list[str] = setting(['vit_base_patch16_224', 'vit_tiny_patch16_224'], _pair,
-                                'timm names of the pair (default: ViT-B/16 and ViT-T/16; a CPU: Lite0 and Lite1)',
+                                'the pair of models, any spelling (default: ViT-B/16 and ViT-T/16; a CPU: Lite0 and Lite1)',
                                 role='run')
     img_size: int = setting(224, integer(1), 'input size in pixels (a CPU: 48)', role='run')
     batch_size: int = setting(256, integer(1), 'images per step (a CPU: 64)', role='run')

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .engine.sources import origin_text, spec_help, spec_origin
 from .experiment.settings import check_names, quick_values, settings_of
 
 # %% auto #0
@@ -77,9 +78,16 @@ def say(text: str, file=None, **kw):
     print(wrapped(text, **kw), file=file or sys.stdout)
 
 # %% ../nbs/44_cli.ipynb #c3620d74
+class _HelpFormatter(argparse.HelpFormatter):
+    "argparse's help formatter, lines never broken at a word's hyphen (`hf-hub:`, `local-dir:`)."
+    def _split_lines(self, text, width): return textwrap.wrap(' '.join(text.split()), width, break_on_hyphens=False)
+    def _fill_text(self, text, width, indent):
+        return textwrap.fill(' '.join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False)
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     "argparse's help formatter, at most `WIDTH` columns wide (argparse's own takes the whole terminal)."
-    return argparse.HelpFormatter(prog, width=min(WIDTH, shutil.get_terminal_size().columns) - 2)
+    return _HelpFormatter(prog, width=min(WIDTH, shutil.get_terminal_size().columns) - 2)
 
 # %% ../nbs/44_cli.ipynb #8c086bd9
 def _setting(text: str) -> tuple[str, object]:
@@ -103,7 +111,8 @@ def _retired(parser: argparse.ArgumentParser, retired: dict[str, str]):
 # %% ../nbs/44_cli.ipynb #afe1fe07
 def _demo_parser(add) -> argparse.ArgumentParser:
     from kt_nb.classification.experiment import ClassificationConfig
-    demo = add('demo', help='run the embedded default transfer (or yours) and print its arm table')
+    demo = add('demo', help='run the embedded default transfer (or yours) and print its arm table',
+               epilog=f'model specs: {spec_help()}')
     demo.add_argument('--quick', action='store_true', help='smoke-test size: one seed, one pair, a few hundred images')
     demo.add_argument('--out', type=Path, default=Path('runs/demo'), help='output folder (metrics.json, weights, ledgers)')
     demo.add_argument('--overwrite', action='store_true',
@@ -119,7 +128,9 @@ def _demo_parser(add) -> argparse.ArgumentParser:
 # %% ../nbs/44_cli.ipynb #35e3e515
 def _sweep_parser(add) -> argparse.ArgumentParser:
     from kt_nb.experiment.sweeps import SweepSettings
-    sweep = add('sweep', help='run every unfinished point of a sweep spec through papermill, then print its arm table')
+    sweep = add('sweep', help='run every unfinished point of a sweep spec through papermill, then print its arm table',
+                epilog=f"model specs in a spec: {spec_help((None,))} A task's option follows after ':' (classification's "
+                       "scratch, segmentation's decoder, saliency's temporal fusion).")
     sweep.add_argument('spec', type=Path, nargs='?',
                        help='YAML sweep spec (see sweeps/*.yaml and kt_nb.experiment.sweeps)')
     sweep.add_argument('--cancel', action='store_true', help='with jobs: Ctrl-C also cancels them (else they go on)')
@@ -136,7 +147,8 @@ def _sweep_parser(add) -> argparse.ArgumentParser:
 # %% ../nbs/44_cli.ipynb #1fa90624
 def _bench_parsers(add):
     from kt_nb.bench import BenchConfig, LoaderBenchConfig
-    bench = add('bench', help="time the transfer step against each model alone and the paper's step")
+    bench = add('bench', help="time the transfer step against each model alone and the paper's step",
+                epilog=f'model specs: {spec_help((None,))}')
     bench.add_argument('--out', type=Path, default=Path('runs/bench.json'), help='where the results go as JSON')
     add_settings(bench, BenchConfig)
     _retired(bench, RETIRED_OPTIONS['bench'])
@@ -219,6 +231,9 @@ def demo_command(args) -> int:
         for name, row in settings_table(ClassificationConfig).iterrows():
             quick = f"; --quick: {row.quick}" if row.quick != '' else ''
             say(f"{name:<15} {row.meaning} (default: {row.default}{quick}; role: {row.role})", hang=' ' * 16)
+        models = list(dict.fromkeys(s for g in demo_config(args).groups for s in g))   # the groups given, else the defaults
+        say("\nwhere each model's weights come from:")
+        for spec in models: say(f"{spec}: {origin_text(spec_origin(spec))}", first='  ', hang=' ' * 6)
         return 0
     cfg = demo_config(args)
     results = run_experiment(classification_experiment, cfg, args.out, progress=sys.stderr.isatty(), log=_log_lines(),
@@ -228,6 +243,7 @@ def demo_command(args) -> int:
         shown = ', '.join(shown_name(f) for f in files[:5]) + (', ...' if len(files) > 5 else '')
         say(f"note: {len(files)} unreadable {split} file(s) left out, not scored: {shown}")
     say(f"data: {results['data']}, {results['sizes']} images at {cfg.img_size} px")
+    say('weights: ' + '; '.join(f"{spec}: {origin_text(origin)}" for spec, origin in results['weights'].items()))
     say(f"{cfg.seeds} seed(s); epochs: {cfg.stage1_epochs} in stage 1, {cfg.epochs} in stage 2; "
         f"teacher {'detached' if cfg.detach_teacher else 'not detached'}")
     say("\nTest accuracy (%), mean ± sd over seeds; differences to the control in points, paired by seed:")

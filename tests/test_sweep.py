@@ -108,7 +108,7 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     ("epochs: 3", "unknown parameter(s) 'epochs'"),                                      # a setting belongs in settings
 ])
 def test_bad_parameter_fails_before_work(tmp_path, parameters, message):
-    "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/22_experiment_sweeps.ipynb)."
+    "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/23_experiment_sweeps.ipynb)."
     run = tmp_path/'run'
     result = subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/'out.ipynb'), '-y', parameters, '-p', 'out', str(run),
                              '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)

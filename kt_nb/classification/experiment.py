@@ -26,7 +26,8 @@ class ClassificationConfig(TwoStageConfig):
     groups: list[list[str]] = setting([['tf_efficientnet_lite0', 'tf_efficientnet_lite1'],   # equal strength, both pretrained
                                        ['tf_efficientnet_lite0', 'resnet10t:scratch']],      # unequal: pretrained vs from scratch
                                       model_groups,
-                                      "groups of timm model specs ('name:scratch': no pretrained weights)",
+                                      "groups of model specs (NAME[.TAG], hf-hub:ORG/REPO, local-dir:FOLDER, NAME=FILE); "
+                                      "':scratch': no pretrained weights",
                                       role='run', quick=[['tf_efficientnet_lite0', 'tf_efficientnet_lite1']])
     methods: list[str] = setting(['bikd', 'dml'], method_arms,
                                  'transfer arms besides the control, method specs (bikd:task_loss, dml, kd:0)',

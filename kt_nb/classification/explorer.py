@@ -15,6 +15,7 @@ from PIL import Image
 
 from ..data.sets import ImageSet, shown_name
 from ..data.load import load_dataset
+from ..engine.sources import safe_name
 from ..engine.ledger import RoleLedger, teaching_share
 from ..experiment.views import (complementary_figure, outline, model_colors, share_figure, epoch_figure, flips_table,
                                    role_history, figure_html, offline_figures)
@@ -365,7 +366,7 @@ def explore_demo(
     data = load_dataset(cfg['dataset'], n_train=cfg['n_train'], n_val=cfg['n_val'], n_test=cfg['n_test'], fallback=True,
                         img_size=cfg['img_size'], on_error=cfg.get('on_error', 'raise'))
     weights = {s: out/p for s, p in metrics['stage1'].items()} if 'stage1' in metrics else {   # before: out/stage1/<spec>
-        s: out/'stage1'/f"{s.replace(':', '_')}.safetensors" for g in cfg['groups'] for s in g}
+        s: out/'stage1'/f"{safe_name(s)}.safetensors" for g in cfg['groups'] for s in g}
     models = load_participants(list(weights), weights, data['train'].num_classes, cfg['img_size'])
     runs = sorted(p for p in (out/'runs').iterdir() if '-control-' not in p.name) if (out/'runs').exists() else []
     folder = out/'runs'/run if run else (runs[0] if runs else None)
