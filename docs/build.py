@@ -21,9 +21,9 @@ from kt_nb.experiment.views import plotly_js   # noqa: E402 (after the path is s
 
 # Notebooks by number: a new notebook lands in the group of its number (the last group is open-ended).
 API_GROUPS = {'Data': range(0, 6), 'Engine': range(6, 17), 'Experiments': range(17, 25),
-              'Classification': range(25, 30), 'Segmentation': range(30, 36), 'Video saliency': range(36, 42),
-              'Your own task': range(42, 43), 'Benchmarks and CLI': range(43, 100)}
-TUTORIALS = ['tutorials/your_data', 'tutorials/your_models', 'api/42_your_task', 'api/29_classification_explorer',
+              'Classification': range(25, 31), 'Segmentation': range(31, 37), 'Video saliency': range(37, 43),
+              'Your own task': range(43, 44), 'Benchmarks and CLI': range(44, 100)}
+TUTORIALS = ['tutorials/your_data', 'tutorials/your_models', 'api/43_your_task', 'api/30_classification_explorer',
              'tutorials/paper_imagenet', 'tutorials/sweeps']
 CONFIGS = [('Classification (`kt-nb demo`)', 'ClassificationConfig'), ('Segmentation', 'SegmentationConfig'),
            ('Video saliency', 'SaliencyConfig'), ('Your own task: tags', 'TagsConfig')]

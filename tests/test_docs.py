@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ['index.html', 'api/10_engine_losses.html', 'api/16_engine_learner.html', 'api/29_classification_explorer.html',
+PAGES = ['index.html', 'api/10_engine_losses.html', 'api/16_engine_learner.html', 'api/30_classification_explorer.html',
          'results/lab_book.html']
 CPU_SECONDS = 120   # the build's processes together: under a minute on two cores, whatever else the machine runs
 
@@ -79,7 +79,7 @@ def test_options_printed_as_typed(site):
     assert '--groups' in cli and '--set' in cli
     pages = sorted(site.rglob('*.html'))
     assert len(pages) > 50 and site/'reference'/'settings.html' in pages
-    for page in pages:   # the reference, and prose that names an option without backticks (`44_cli`'s "(--quick")
+    for page in pages:   # the reference, and prose that names an option without backticks (`45_cli`'s "(--quick")
         dashed = re.findall(r'\S*[\u2013\u2014]-?[a-z][\w-]*', text_of(page.read_text()))
         assert not dashed, (page.relative_to(site), dashed)
 
@@ -187,7 +187,7 @@ def test_site_in_chromium(served):
         browser.close()
     assert not outside, outside
     assert not errors, errors
-    assert drawn['api/29_classification_explorer.html'] and drawn['results/lab_book.html'], drawn
+    assert drawn['api/30_classification_explorer.html'] and drawn['results/lab_book.html'], drawn
     for name, figures in drawn.items(): assert all(figures), (name, figures)   # each figure drew its traces
 
 

@@ -117,9 +117,9 @@ ROLE_LISTS = re.compile(r'^(STAGE1\w*|RUN_ONLY|ARM_ONLY|ADDED|QUICK|RUN_KEYS|SPE
 def sources_with_settings() -> dict[str, str]:
     "Every module of the package, and the code of the tutorial notebook that shows how a task declares its settings."
     found = {name: path.read_text() for name, path in modules().items()}
-    cells = json.loads((ROOT/'nbs'/'42_your_task.ipynb').read_text())['cells']
+    cells = json.loads((ROOT/'nbs'/'43_your_task.ipynb').read_text())['cells']
     code = [''.join(c['source']) for c in cells if c['cell_type'] == 'code']
-    found['nbs/42_your_task.ipynb'] = '\n'.join(l for s in code for l in s.splitlines()
+    found['nbs/43_your_task.ipynb'] = '\n'.join(l for s in code for l in s.splitlines()
                                                if not l.lstrip().startswith(('%', '!')))
     return found
 

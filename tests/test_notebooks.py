@@ -21,7 +21,7 @@ def test_notebook(notebook):
 def test_a_new_task_is_one_short_notebook():
     "The tutorial writes a whole fourth task (its Task, config, hooks, experiment, sweep and ledger views) in under 150 lines of code."
     import json
-    cells = json.loads((ROOT/'nbs'/'42_your_task.ipynb').read_text())['cells']
+    cells = json.loads((ROOT/'nbs'/'43_your_task.ipynb').read_text())['cells']
     lines = [l.strip() for c in cells if c['cell_type'] == 'code' for l in ''.join(c['source']).splitlines()]
     code = [l for l in lines if l and not l.startswith('#')]
     assert len(code) < 150, len(code)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ import pandas as pd
 # %% auto #0
 __all__ = ['COMPACT_COLUMNS', 'interval95', 'paired_flips', 'mcnemar', 'verdict', 'interval_text', 'mean_sd', 'paired_deltas',
            'paired_summary', 'paired_counts', 'summarize', 'agreement', 'headline', 'against_control', 'arm_table',
-           'claims', 'compact_table', 'compact_text']
+           'claims', 'compact_table', 'compact_text', 'spearman', 'bootstrap_interval']
 
 # %% ../../nbs/19_experiment_evidence.ipynb #f34fe8fa
 def interval95(sd, n):
@@ -268,3 +268,26 @@ def compact_text(results: dict, width: int = 120) -> str:
         if max(map(len, lines)) <= width: return '\n'.join(lines)
     wrap = lambda l: textwrap.wrap(l, width, subsequent_indent=' ' * 6, break_on_hyphens=False) or ['']
     return '\n'.join(part for l in lines for part in wrap(l))
+
+# %% ../../nbs/19_experiment_evidence.ipynb #75ae09c8
+def spearman(x, y) -> float:
+    "Spearman's rank correlation: Pearson's of the ranks, tied values given their mean rank; NaN where a side is constant."
+    ranks = [pd.Series(np.asarray(v, dtype=float)).rank().to_numpy() for v in (x, y)]
+    if len(ranks[0]) < 2 or min(r.std() for r in ranks) == 0: return float('nan')
+    return float(np.corrcoef(*ranks)[0, 1])
+
+# %% ../../nbs/19_experiment_evidence.ipynb #1aaa5835
+def bootstrap_interval(
+    stat: Callable[[np.ndarray], float],   # the statistic of a set of rows, given their indices
+    groups: Sequence,                      # each row's group: a group is resampled whole
+    n: int = 2000,                         # resamples
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:                  # the percentile interval (NaN resamples left out)
+    "A percentile bootstrap interval of `stat`, resampling whole groups with replacement."
+    codes, names = pd.factorize(pd.Series(list(groups)))
+    rows = [np.flatnonzero(codes == g) for g in range(len(names))]
+    rng = np.random.default_rng(seed)
+    values = np.array([stat(np.concatenate([rows[g] for g in rng.integers(len(rows), size=len(rows))])) for _ in range(n)])
+    values = values[np.isfinite(values)]
+    return tuple(float(q) for q in np.quantile(values, [(1 - level) / 2, (1 + level) / 2]))

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/17_experiment_settings.ipynb #ce3ab779
 from __future__ import annotations
-import copy, difflib, inspect, math, os, re
+import argparse, copy, difflib, inspect, math, os, re
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Callable, Sequence
 
@@ -16,7 +16,7 @@ from ..engine.roles import get_method
 __all__ = ['IPYTHON_NAMES', 'ROLES', 'integer', 'number', 'choice', 'boolean', 'text', 'optional', 'distinct', 'mapping', 'path',
            'device_name', 'device', 'given_params', 'check_names', 'check_params', 'setting', 'Settings',
            'config_checks', 'settings_of', 'quick_values', 'added_settings', 'growing', 'same_setting',
-           'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms']
+           'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms', 'read_value', 'add_settings', 'given_settings']
 
 # %% ../../nbs/17_experiment_settings.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -293,3 +293,50 @@ def method_arms(value):
         if spec.partition(':')[0] == 'control': raise ValueError("lists the control, which always runs: name only the transfer arms")
         get_method(spec).check(2)
     return list(value)
+
+# %% ../../nbs/17_experiment_settings.ipynb #a521027f
+def read_value(text: str):
+    "A value as YAML reads it (3, 1e-3, true, [a, b]); a string where YAML reads none."
+    import yaml
+    try: return yaml.safe_load(text)
+    except yaml.YAMLError: return text
+
+# %% ../../nbs/17_experiment_settings.ipynb #f7ae22c5
+def _checked(check):
+    """An argparse action that runs a setting's check on the value (a list for list settings) as it is read; a setting
+    given twice (`--data a --dataset b`) is refused, and the option that gave it is kept for later messages."""
+    class Checked(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            given = vars(namespace).setdefault('given_as', {})   # setting -> the option that gave it, as typed
+            typed = ' '.join(values) if isinstance(values, list) else values if isinstance(values, str) else ''
+            said = f"{option_string} {typed}".strip()
+            if self.dest in given:
+                parser.error(f"{self.dest} is given twice ({given[self.dest]}, {said}): give it once")
+            given[self.dest] = said
+            # a list setting checks its strings; one value is read as YAML reads it; a yes/no alone is True
+            try: setattr(namespace, self.dest, check(values if not isinstance(values, str) else read_value(values)))
+            # a path that is not there: the run says so, in one line
+            except FileNotFoundError: setattr(namespace, self.dest, values)
+            except ValueError as e: parser.error(f"{option_string}: {e}")
+    return Checked
+
+# %% ../../nbs/17_experiment_settings.ipynb #d9fe495d
+def add_settings(parser: argparse.ArgumentParser, config, aliases: dict[str, list[str]] | None = None):
+    """One option per setting of a `Settings` dataclass: `--name-with-dashes`, its help, default, `--quick` value and
+    check; a yes/no setting alone means yes (`--download`), or takes true or false."""
+    defaults, quick = config(), quick_values(config)
+    for f in fields(config):
+        default = getattr(defaults, f.name)
+        many, yes_no = isinstance(default, list), isinstance(default, bool)
+        shown = '; '.join(['+'.join(g) if isinstance(g, list) else str(g) for g in default]) if many else default
+        hint = '; '.join(([f"default: {shown}"] if default is not None else [])
+                         + ([f"--quick: {quick[f.name]}"] if f.name in quick else []))
+        action = parser.add_argument(f"--{f.name.replace('_', '-')}", *(aliases or {}).get(f.name, []), dest=f.name,
+                                     default=None, type=str, nargs='+' if many else '?' if yes_no else None,
+                                     **({'const': True} if yes_no else {}), action=_checked(f.metadata['check']),
+                                     metavar=f.name.upper(), help=f.metadata['doc'] + (f" ({hint})" if hint else ''))
+        action.setting_of = config   # written from a declaration, not by hand
+
+def given_settings(args: argparse.Namespace, config) -> dict:
+    "The settings of `config` that the command line gave, by name."
+    return {name: getattr(args, name) for name in settings_of(config) if getattr(args, name, None) is not None}
