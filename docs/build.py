@@ -23,7 +23,7 @@ from kt_nb.experiment.views import plotly_js   # noqa: E402 (after the path is s
 API_GROUPS = {'Data': range(0, 6), 'Engine': range(6, 17), 'Experiments': range(17, 25),
               'Classification': range(25, 31), 'Segmentation': range(31, 37), 'Video saliency': range(37, 43),
               'Your own task': range(43, 44), 'Benchmarks and CLI': range(44, 100)}
-TUTORIALS = ['tutorials/your_data', 'tutorials/your_models', 'api/43_your_task', 'api/30_classification_explorer',
+TUTORIALS = ['tutorials/your_data', 'tutorials/your_models', 'tutorials/which_pairs', 'api/43_your_task', 'api/30_classification_explorer',
              'tutorials/paper_imagenet', 'tutorials/sweeps']
 CONFIGS = [('Classification (`kt-nb demo`)', 'ClassificationConfig'), ('Segmentation', 'SegmentationConfig'),
            ('Video saliency', 'SaliencyConfig'), ('Your own task: tags', 'TagsConfig')]

@@ -306,9 +306,15 @@ def screen_command(args) -> int:
     ranked['shown'] = [f"{p * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]" for p, lo, hi in ranked[['predicted', 'lo', 'hi']].values]
     table = ranked.pivot_table(index=['pair', 'model'], columns='method', values='shown', aggfunc='first', sort=False)
     behind = ranked.groupby(['pair', 'model'], sort=False)[['acc_gap', 'partner_knows', 'taught_by_partner']].first()
+    behind.columns = ['acc gap', 'partner knows', 'partner teaches']
+    lines = pd.concat([table, (behind * 100).round(1)], axis=1).reset_index(level=1).to_string(index=False).splitlines()
     say(f"Every pair on {args.data}, best first: each model's predicted change against its control, in points of "
-        "accuracy (95 % interval), and the screening figures behind it (on the validation split, in %):")
-    print(pd.concat([table, (behind * 100).round(1)], axis=1).to_string(line_width=WIDTH))
+        "accuracy (95 % interval), and the screening behind it (validation split, %; the partner's accuracy minus the "
+        "model's, what the partner knows that the model does not, the share the partner would teach):")
+    print('  ' + lines[0])
+    for pair, row in zip(table.index.get_level_values(0), lines[1:]):
+        if row is lines[1] or pair != previous: print(pair)
+        print('  ' + row); previous = pair
     rho, naive = figures['spearman'], figures['naive']
     say(f"\nthe predictor ranks measured gains with Spearman's rho {rho['rho']:.2f} [{rho['lo']:.2f}, {rho['hi']:.2f}] over "
         f"{rho['points']} model-in-pair points ({rho['cross_validation']}); the accuracy gap alone "

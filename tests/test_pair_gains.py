@@ -57,6 +57,18 @@ def test_screen_ranks_a_zoo_with_a_fit_on_the_users_sweep(demo, capsys):
     assert listing(demo) == before
 
 
+def test_screen_ranks_a_zoo_with_the_fit_kt_nb_ships(capsys):
+    "`kt-nb screen` with the committed fit: the pairs ranked, each model's predicted gain under bikd and dml."
+    from kt_nb.classification.gains import load_fit
+    fit, figures = load_fit()
+    assert set(fit.methods) == {'bikd', 'dml'} and figures['spearman']['cross_validation'] == 'leave one pair out'
+    models = ['test_resnet:scratch', 'test_efficientnet:scratch']
+    assert main(['screen', '--data', 'digits', '--quick', '--models', *models]) == 0
+    out = capsys.readouterr().out
+    assert 'test_efficientnet:scratch & test_resnet:scratch' in out and ' bikd ' in out and ' dml' in out, out
+    assert f"rho {figures['spearman']['rho']:.2f}" in out
+
+
 @pytest.mark.parametrize('argv, message', [
     (['--models', 'test_resnet:scratch'], 'name 2 or more models'),
     (['--models', 'test_resnet:scratch', 'test_vit:scratch', '--fit', 'nowhere'], 'is not a finished sweep or run'),
