@@ -72,7 +72,7 @@ def measured_gains(folder: str | Path) -> pd.DataFrame:  # pair, model, partner,
     methods = set(summary.get('method', ()))
     lacks = [what for what, ok in (('the control', 'control' in methods),
                                    ('a transfer arm', bool(methods - {'control', 'start'}))) if not ok]
-    if lacks: raise ValueError(f"{folder} has no {' and no '.join(lacks)}: a fit needs gains measured against controls")
+    if lacks: raise ValueError(f"{folder} lacks {' and '.join(lacks)}: a fit needs gains measured against controls")
     pairs = summary[~summary.method.isin(['control', 'start']) & (summary.group.str.count(r'\+') == 1)]
     rows = []
     for r in pairs.itertuples():
