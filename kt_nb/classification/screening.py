@@ -167,6 +167,10 @@ def screen(
         started = time.perf_counter()
         p = as_participant(model, data.num_classes, img_size, name)
         if p.name in seconds: raise ValueError(f"two candidates are named {p.name!r}: pass a dict to name them")
+        outputs = getattr(p.model, 'num_classes', data.num_classes)   # a timm model says; another is taken at its word
+        if outputs != data.num_classes:
+            raise ValueError(f"{p.name!r} has {outputs} outputs and the data {data.num_classes} classes: a zoo is screened "
+                             "on one task, so give every model the data's classes")
         columns, cached[p.name] = cache.predictions(p, data, task, device, batch_size)
         for c in columns: frame[f'{c}_{p.name}'] = columns[c].to_numpy()
         seconds[p.name] = time.perf_counter() - started
