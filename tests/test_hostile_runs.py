@@ -244,6 +244,7 @@ def test_a_failed_point_records_and_prints_its_own_error(capsys, tmp_path, monke
     ("base: {epochs: [1]}\n", "parameter 'epochs': must be an integer, got [1]"),
     ("grid:\n  arm: [bikd, bikd]\n", 'two grid points have the same settings'),
     ("grid:\n  seed: [-1]\n", 'must be >= 0, got -1'),
+    ("grid:\n  arm: ['kd:x']\n", "kd's option is the teacher's index among the participants (kd:0, kd:1), got 'x'"),
     ("hooks: kt_nb.classification.experiment\n", "hooks are named 'module:object'"),
 ])
 def test_a_bad_spec_is_refused_before_any_point(capsys, tmp_path, spec, message):
@@ -271,6 +272,8 @@ def test_bad_sweep_options_are_usage_errors(capsys, tmp_path, argv, message):
     (['--set', 'methods=[control]'], 'lists the control, which always runs', 1),
     (['--set', '=3'], 'a setting is NAME=VALUE', 2),
     (['--channels-last', 'maybe'], "--channels-last: must be True or False, got 'maybe'", 2),
+    (['--methods', 'kd:x'], "--methods: kd's option is the teacher's index among the participants (kd:0, kd:1), got 'x'", 2),
+    (['--methods', 'kd:../x'], "kd's option is the teacher's index", 2),
 ])
 def test_bad_demo_values_are_refused(capsys, tmp_path, argv, message, code):
     assert message in refused(capsys, tmp_path, 'demo', *TINY, *argv, '--out', tmp_path/'d', code=code)

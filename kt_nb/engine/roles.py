@@ -109,7 +109,10 @@ class Control(Method):
 class KD(Method):
     "Vanilla distillation: participant `teacher` is frozen and teaches all others on every sample."
     name = 'kd'
-    def __init__(self, teacher: int = 0): self.teacher = teacher
+    def __init__(self, teacher: int = 0):
+        if isinstance(teacher, bool) or not isinstance(teacher, int) or teacher < 0:
+            raise ValueError(f"kd's option is the teacher's index among the participants (kd:0, kd:1), got {teacher!r}")
+        self.teacher = teacher
     def check(self, n):
         super().check(n)
         if not 0 <= self.teacher < n: raise ValueError(f"kd teacher index {self.teacher} is not among {n} participants")
