@@ -358,11 +358,18 @@ def explore_demo(
 ) -> Explorer:
     "The explorer on a demo's folder: its stage-1 models screened on its test split, one run's ledger and training set."
     out = Path(out)
+    if (out/'points.json').exists():   # a sweep: its points are the demos
+        points = sorted(p.parent.name for p in out.glob('*/metrics.json'))
+        raise ValueError(f"{out} is a sweep folder: open one of its finished points, explore_demo('{out/(points or ['<point>'])[0]}')"
+                         f", or its pairs' gains with kt_nb.classification.gains.explore_gains('{out}')")
     if not (out/'metrics.json').exists(): raise FileNotFoundError(f"no finished demo in {out}: run `kt-nb demo --out {out}` first")
     try: metrics = json.loads((out/'metrics.json').read_text()); cfg = metrics['settings']
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"{out/'metrics.json'} is no finished demo's metrics ({type(e).__name__}: {str(e)[:60]}): damaged "
                          f"or written by something else; open the folder of a `kt-nb demo` run") from None
+    if metrics.get('task', 'ClassificationExperiment') != 'ClassificationExperiment':
+        raise ValueError(f"{out} holds a run of {metrics['task']}, not a classification demo: explore_demo opens the folders "
+                         "of `kt-nb demo`; each task's explorer takes its own participants and data")
     data = load_dataset(cfg['dataset'], n_train=cfg['n_train'], n_val=cfg['n_val'], n_test=cfg['n_test'], fallback=True,
                         img_size=cfg['img_size'], on_error=cfg.get('on_error', 'raise'))
     weights = {s: out/p for s, p in metrics['stage1'].items()} if 'stage1' in metrics else {   # before: out/stage1/<spec>
