@@ -94,6 +94,8 @@ def _sweep_parser(add) -> argparse.ArgumentParser:
     sweep.add_argument('--dry-run', action='store_true', help='check the spec and list its points, run nothing')
     sweep.add_argument('--overwrite', action='store_true',
                        help='OUT holds another kt_nb sweep: move it aside (OUT-replaced-<time>) and start afresh')
+    sweep.add_argument('--take-over', action='store_true',
+                       help="OUT is held by a sweep of another machine that you know is dead: control it from here")
     add_settings(sweep, SweepSettings)   # over the spec's top-level settings
     return sweep
 
@@ -246,57 +248,80 @@ def _with_data(spec: dict, source: str) -> dict:
     return {**spec, 'base': {**spec.get('base', {}), 'dataset': str(path.resolve()) if path.exists() else source}}
 
 # %% ../nbs/45_cli.ipynb #9833ef65
+def _together(args, given: dict):
+    "Refuse, in one line, options that do not go with `--status` (it only reads) or `--dry-run` (it starts nothing)."
+    flags = {'--out': args.out, '--cancel': args.cancel, '--report': args.report, '--data': args.data,
+             '--overwrite': args.overwrite, '--take-over': args.take_over, '--dry-run': args.dry_run,
+             **{f"--{k.replace('_', '-')}": v for k, v in given.items()}}
+    extra = [f"the spec {args.spec}"] if args.spec else []
+    extra += [flag for flag, value in flags.items() if value is not None and value is not False]
+    if args.status and extra: raise ValueError(f"--status OUT only reads the sweep in OUT: drop {extra[0]}")
+    extra = [flag for flag in ('--cancel', '--report', '--take-over') if flags[flag]]
+    if args.dry_run and extra: raise ValueError(f"--dry-run starts nothing: drop {extra[0]}, which acts on a run")
+
 def sweep_command(args) -> int:
-    from kt_nb.experiment.sweeps import SweepSettings, sweep, run_report, load_spec, load_results, expand
+    from kt_nb.experiment.sweeps import SweepSettings, sweep, run_report, load_spec, load_results, plan_sweep
     from kt_nb.experiment.evidence import compact_text
+    given = given_settings(args, SweepSettings)
+    _together(args, given)
     if args.status: return status_command(args.status)
     if args.spec is None: raise ValueError("name a sweep spec (kt-nb sweep SPEC.yaml), or a sweep folder with --status OUT")
     started, spec = time.monotonic(), load_spec(args.spec)
     out = (args.out or spec.get('out') or Path('runs')/'sweeps'/args.spec.stem).resolve()
     if args.data: spec = _with_data(spec, args.data)
-    if args.dry_run:
-        points = expand(spec)
+    if args.dry_run:   # every check of the real run, GPUs and launcher included; nothing started
+        points = plan_sweep(spec, out, args.overwrite, **given)['points']
         data = {p['params']['settings'].get('dataset') for p in points} - {None}
         data = f", data {', '.join(map(str, data))}" if data else ''
         say(f"{len(points)} points of {spec['hooks']} into {out}{data}:")
         print(*point_lines(points), sep='\n')
         return 0
-    given = given_settings(args, SweepSettings)
     launcher = given.get('launcher') or spec.get('launcher', 'local')
     try: table = sweep(spec, out, progress=sys.stderr.isatty(), log=_log_lines(), overwrite=args.overwrite,
-                       cancel=args.cancel, **given)
+                       cancel=args.cancel, take_over=args.take_over, **given)
     except KeyboardInterrupt:
         if launcher == 'local' or args.cancel: raise
         say(f"kt-nb sweep: interrupted; the submitted jobs go on: kt-nb sweep --status {out} shows them, "
             "and the same command follows them again", file=sys.stderr)
         return 130
-    done, failed = table[table.status == 'done'], table[table.status != 'done']
+    done, failed = table[table.status == 'done'], table[table.status == 'failed']
+    stopped = table[~table.status.isin(['done', 'failed'])]   # cancelled, or left running
     if len(done):
         results = load_results(out)
         say(f"{results['metric']}, mean ± sd over seeds; "
             "differences to the control of the same setting and seed, paired:")
         print(compact_text(results, WIDTH))
         print_claims(results)
+    for point, note in zip(done.point, done.notes):
+        if note: say(f"note: {point}: {note}")   # a setting the data capped
     for point, error in zip(failed.point, failed.error): say(f"failed: {point}: {error}", file=sys.stderr)
+    for point, status, error in zip(stopped.point, stopped.status, stopped.error):
+        say(f"{status}: {point}" + (f": {error}" if error else ''), file=sys.stderr)
     if len(failed): say(f"each failed point's notebook shows where: {out}/<point>/notebook.ipynb", file=sys.stderr)
     if args.report: say(f"report: {run_report(out)}" if len(done) else "report: not written, no point finished")
-    say(f"{len(done)} of {len(table)} points done, {len(failed)} failed; wall time {time.monotonic() - started:.0f} s")
+    unfinished = f", {len(stopped)} not finished" if len(stopped) else ''
+    say(f"{len(done)} of {len(table)} points done, {len(failed)} failed{unfinished}; "
+        f"wall time {time.monotonic() - started:.0f} s")
     say(f"tables in {out}: results.csv" + (", summary.json, arms.csv (every column)" if len(done) else ''))
-    return 1 if len(failed) else 0
+    return 1 if len(failed) or len(stopped) else 0
 
 # %% ../nbs/45_cli.ipynb #6a478d8f
 def status_command(out: Path) -> int:
-    "`kt-nb sweep --status OUT`: a line per stage-1 step and point, then the counts; exit 1 where one failed."
+    """`kt-nb sweep --status OUT`: who controls the sweep, a line per stage-1 step and point, then the counts; exit 1
+    where one failed."""
     from kt_nb.experiment.sweeps import sweep_status
-    table = sweep_status(out)
+    from kt_nb.experiment.launch import read_hold
+    table = sweep_status(out)   # only read: it answers while a sweep controls the folder
+    if holder := read_hold(out):
+        say(f"controlled by kt-nb sweep pid {holder.get('pid')} on {holder.get('host')} since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(holder.get('since', 0)))}")
     for row in table.itertuples():
-        text = lambda v: v if isinstance(v, str) else ''   # pandas holds a missing string as NaN
-        where = f"job {row.job}" if text(row.job) else f"GPUs {row.gpus}" if text(row.gpus) else ''
-        say(f"{row.status:<8} {row.kind:<8} {where:<14} {row.run}")
-        if text(row.error): say(f"         {row.error}")
+        where = f"job {row.job}" if row.job else f"GPUs {row.gpus}" if row.gpus else ''
+        say(f"{row.status:<9} {row.kind:<8} {where:<14} {row.run}")
+        if row.error: say(f"          {row.error}")
     counts = table.status.value_counts()
-    say(', '.join(f"{counts[s]} {s}" for s in ('done', 'running', 'queued', 'pending', 'failed') if s in counts)
-        + f" of {len(table)} in {out}")
+    say(', '.join(f"{counts[s]} {s}" for s in ('done', 'running', 'queued', 'pending', 'cancelled', 'failed')
+                  if s in counts) + f" of {len(table)} in {out}")
     return 1 if 'failed' in counts else 0
 
 # %% ../nbs/45_cli.ipynb #8c3000ae

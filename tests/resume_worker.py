@@ -1,4 +1,5 @@
 """A small deterministic transfer run for the kill-and-resume test: `python resume_worker.py OUT [--resume]`.
+Ten steps an epoch: enough to be killed twice mid-epoch, between two checkpoints.
 
 Prints `step N` after every step so the test knows where the run is; writes `history.json` at the end."""
 import json
@@ -18,7 +19,7 @@ def main(out: str, resume: bool):
     torch.manual_seed(0)
     data = load_dataset('digits', n_val=100)
     pair = [participant('test_efficientnet', 10, pretrained=False, img_size=16, label=f'tiny{i}') for i in range(2)]
-    learner = JointLearner(pair, data['train'].subset(range(600)), data['val'], method='bikd', epochs=3, lr=1e-3,
+    learner = JointLearner(pair, data['train'].subset(range(320)), data['val'], method='bikd', epochs=3, lr=1e-3,
                            batch_size=32, augment=Augment(shift=2, flip=False), out=out, checkpoint_every=3, progress=False)
     step = learner.train_step
     def announced_step(x, y, idx, epoch, global_step):

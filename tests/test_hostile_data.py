@@ -62,7 +62,7 @@ def cut_tar(root):
     folder = tiny_folder(root/'x', 4)
     with tarfile.open(root/'photos.tar', 'w') as tar:
         for c in ('a', 'b'): tar.add(folder/'train'/c, arcname=c)
-    last = tarfile.open(root/'photos.tar').getmembers()[-1]
+    with tarfile.open(root/'photos.tar') as tar: last = tar.getmembers()[-1]
     (root/'cut.tar').write_bytes((root/'photos.tar').read_bytes()[:last.offset + 100])
     return root/'cut.tar'
 
@@ -90,6 +90,10 @@ HOSTILE = {   # what the user passes: (the data, made in tmp_path; a phrase of t
     'a test class training never sees': (
         lambda root: table(root, ['train/a/0.png,a,train', 'train/b/0.png,b,train', 'val/a/0.png,c,test']),
         "row 4 (val/a/0.png, test) has label 'c', which no training row has"),
+    "a row that leaves the table's folder": (
+        lambda root: tiny_folder(root/'other', 1) and
+        table(root, ['train/a/1.png,a,train', 'train/b/0.png,b,train', '../other/train/a/0.png,a,train']),
+        "1 file(s) of {tmp}/t lie outside it (links, or '..' in a name), e.g. ../other/train/a/0.png: copy them in"),
     'one class': (lambda root: tiny_folder(root/'one', 4, classes=('a',)),
                   "{tmp}/one/train holds one class folder ('a'): a classifier needs two or more"),
 }
@@ -158,6 +162,14 @@ EXPLORER = {
         {'settings': {'dataset': 'digits', 'n_train': 20, 'n_val': 10, 'n_test': 10, 'img_size': 16,
                       'groups': [['resnet10t', 'resnet14t']]}, 'stage1': {'resnet10t': 'stage1/r10.safetensors'}})),
                                 'r10.safetensors'),
+    "stage-1 weights edited to another run's": (lambda t: demo_folder(t, json.dumps(
+        {'settings': {'dataset': 'digits', 'n_train': 20, 'n_val': 10, 'n_test': 10, 'img_size': 16,
+                      'groups': [['resnet10t', 'resnet14t']]}, 'stage1': {'resnet10t': '../d3/stage1/r10.safetensors'}})),
+                                "metrics.json: stage1 of resnet10t names ../d3/stage1/r10.safetensors, which lies outside"),
+    'stage-1 weights edited to a file of the machine': (lambda t: demo_folder(t, json.dumps(
+        {'settings': {'dataset': 'digits', 'n_train': 20, 'n_val': 10, 'n_test': 10, 'img_size': 16,
+                      'groups': [['resnet10t', 'resnet14t']]}, 'stage1': {'resnet10t': '/etc/passwd'}})),
+                                "metrics.json: stage1 of resnet10t names /etc/passwd, which lies outside"),
 }
 
 

@@ -2,6 +2,8 @@
 or moved. In-process (`kt_nb.cli.main`), so each case takes well under a second."""
 import dataclasses
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -101,8 +103,68 @@ def test_a_run_folder_of_other_data_is_refused_before_stage_1(capsys, tmp_path, 
         (data/split/'tmp').rename(data/split/'dog')
     monkeypatch.setattr(runner, 'train_stage1', lambda *a, **kw: pytest.fail('stage 1 ran'))
     said = refused(capsys, tmp_path, *argv)
-    changed = 'was made from other data (the train, val and test splits changed): use another folder'
+    changed = ('was made from other data (the train, val and test splits changed; 18 file(s) changed since kt_nb last '
+               'read them: train/cat/0.png, train/cat/1.png, train/cat/2.png, ...): use another folder')
     assert f"{tmp_path/'runs'/'x'} {changed}" in said, said
+
+
+def cut_after_claim(monkeypatch):
+    "Runs stop where stage 1 would start (exit code 130): what comes before it, every check and the claim, has run."
+    from kt_nb.experiment import runner
+    def cut(*args, **kw): raise KeyboardInterrupt
+    monkeypatch.setattr(runner, 'train_stage1', cut)
+
+
+def test_bytes_rewritten_at_the_same_size_are_seen_and_named(capsys, tmp_path, monkeypatch):
+    "BMPs of one size share their file size: swapping two images' bytes changes no size, no name, and is still refused."
+    root = tmp_path/'bmp'
+    for split in ('train', 'test'):
+        for c, colour in (('cat', 0), ('dog', 255)):
+            (root/split/c).mkdir(parents=True)
+            for i in range(4): Image.new('RGB', (8, 8), (colour, i * 40, 0)).save(root/split/c/f'{i}.bmp')
+    cut_after_claim(monkeypatch)
+    argv = ['demo', '--data', root, '--out', tmp_path/'runs'/'x', *TINY]
+    assert main([str(a) for a in argv]) == 130
+    capsys.readouterr()
+    cat, dog = root/'train'/'cat'/'0.bmp', root/'train'/'dog'/'0.bmp'
+    cat_bytes, dog_bytes = cat.read_bytes(), dog.read_bytes()
+    assert len(cat_bytes) == len(dog_bytes)
+    cat.write_bytes(dog_bytes); dog.write_bytes(cat_bytes)
+    said = refused(capsys, tmp_path/'runs', *argv)
+    assert ("was made from other data (the train and val splits changed; 2 file(s) changed since kt_nb last read them: "
+            "train/cat/0.bmp, train/dog/0.bmp)") in said, said
+
+
+def test_a_copy_of_the_data_elsewhere_resumes_the_run_and_shares_its_stage_1(capsys, tmp_path, data):
+    "cp -r gives other paths and times: the same run, resumed (nothing trained again), with the same stage-1 weights."
+    out = tmp_path/'runs'/'x'
+    assert main(['demo', '--data', str(data), '--out', str(out), *TINY, '--methods', 'bikd']) == 0
+    stage1 = {p.name: p.read_bytes() for p in (out/'stage1').rglob('*.safetensors')}
+    metrics = json.loads((out/'metrics.json').read_text())
+    copy = Path(shutil.copytree(data, tmp_path/'scratch'/'data'))
+    for f in copy.rglob('*'): os.utime(f, (1e9, 1e9))
+    capsys.readouterr()
+    assert main(['demo', '--data', str(copy), '--out', str(out), *TINY, '--methods', 'bikd']) == 0
+    again = json.loads((out/'metrics.json').read_text())
+    assert again['runs'] == metrics['runs'], 'the same run, reported again'
+    assert {p.name: p.read_bytes() for p in (out/'stage1').rglob('*.safetensors')} == stage1
+    archived = Path(shutil.move(out, tmp_path/'archive'/'x'))   # the run folder moved whole: it resumes and explores
+    assert main(['demo', '--data', str(copy), '--out', str(archived), *TINY, '--methods', 'bikd']) == 0
+    assert json.loads((archived/'metrics.json').read_text())['runs'] == metrics['runs']
+    from kt_nb.classification.explorer import explore_demo
+    assert explore_demo(archived).screening.names == ['test_resnet:scratch', 'test_efficientnet:scratch']
+
+
+def test_links_leaving_the_data_folder_are_refused_unless_allowed(capsys, tmp_path, data, monkeypatch):
+    outside = tmp_path/'elsewhere.png'
+    (data/'train'/'cat'/'0.png').rename(outside)
+    (data/'train'/'cat'/'0.png').symlink_to(outside)
+    said = refused(capsys, tmp_path, 'demo', '--data', data, '--out', tmp_path/'runs'/'x', *TINY)
+    assert (f"1 file(s) of {data} lie outside it (links, or '..' in a name), e.g. train/cat/0.png: copy them in, or "
+            "allow links outside the data folder") in said, said
+    cut_after_claim(monkeypatch)
+    argv = ['demo', '--data', data, '--out', tmp_path/'runs'/'x', *TINY, '--set', 'links_outside=true']
+    assert main([str(a) for a in argv]) == 130   # allowed: on to stage 1
 
 
 # -- 2. nothing of the user's is moved -------------------------------------------------------------------------------

@@ -209,10 +209,11 @@ def test_no_option_is_written_by_hand_for_a_declared_setting():
 
 
 # what each task's stage-1 cache key held before the keys were derived from the declarations, and the digest of the
-# default config's key: old caches stay valid only while both stay the same
+# default config's key: old caches stay valid only while both stay the same (classification's lost `dataset` when runs
+# came to know their data by content alone, wherever it lies)
 STAGE1_KEYS = {
     'kt_nb.classification.experiment:classification_experiment':
-        (['batch_size', 'dataset', 'img_size', 'n_train', 'n_val', 'stage1_epochs', 'stage1_lr'], 'f01d96d9'),
+        (['batch_size', 'img_size', 'n_train', 'n_val', 'stage1_epochs', 'stage1_lr'], '724130cb'),
     'kt_nb.segmentation.experiment:segmentation_experiment':
         (['batch_size', 'data_seed', 'n_train', 'size', 'stage1_epochs', 'stage1_lr', 'task'], 'e59af4f0'),
     'kt_nb.saliency.experiment:saliency_experiment':
@@ -226,9 +227,10 @@ STAGE1_KEYS = {
 def test_each_tasks_stage1_cache_key_is_unchanged():
     from kt_nb.experiment.folders import digest
     from kt_nb.experiment.sweeps import load_hooks
+    from kt_nb.experiment.settings import located
     for name, (keys, known) in STAGE1_KEYS.items():
-        hooks = load_hooks(name)
-        decided = hooks.stage1_settings(hooks.config())
+        hooks, cfg = load_hooks(name), load_hooks(name).config()
+        decided = {k: v for k, v in hooks.stage1_settings(cfg).items() if k not in located(cfg)}   # as train_stage1
         assert (sorted(decided), digest(decided)) == (keys, known), (name, decided)
 
 

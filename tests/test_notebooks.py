@@ -1,4 +1,5 @@
-"Every notebook runs top to bottom and its tests pass (cells flagged slow/gpu skipped unless KT_NB_FLAGS names them)."
+"""Every notebook runs top to bottom and its tests pass (cells flagged slow/gpu skipped unless KT_NB_FLAGS names them;
+cells flagged e2e skipped in the quick tier)."""
 import os
 from pathlib import Path
 
@@ -12,9 +13,12 @@ NOTEBOOKS = (sorted((ROOT/'nbs').glob('[0-9]*.ipynb')) + sorted((ROOT/'kt_nb'/'n
 
 
 @pytest.mark.parametrize('notebook', NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook(notebook):
+def test_notebook(notebook, request):
+    "Cells flagged `e2e` (whole sweeps) run with the whole suite, and are left out with the end-to-end tests (-m 'not e2e')."
     flags = os.environ.get('KT_NB_FLAGS', '').split()
-    ok, seconds = nbdev_test.test_nb(notebook, skip_flags=[f for f in ('slow', 'gpu') if f not in flags], force_flags=flags)
+    quick = 'not e2e' in (request.config.getoption('markexpr') or '')
+    skip = [f for f in ('slow', 'gpu') if f not in flags] + (['e2e'] if quick else [])
+    ok, seconds = nbdev_test.test_nb(notebook, skip_flags=skip, force_flags=flags)
     assert ok, f"{notebook.name} failed after {seconds:.0f} s (traceback above)"
 
 

@@ -59,4 +59,4 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     pd.testing.assert_frame_equal(RoleLedger.read(a/'ledger'), RoleLedger.read(b/'ledger'))
     assert json.loads((a/'history.json').read_text()) == json.loads((b/'history.json').read_text())
     ledger = RoleLedger.read(b/'ledger')
-    assert len(ledger) == 3 * 600 and ledger.groupby('epoch')['sample'].nunique().tolist() == [600] * 3
+    assert len(ledger) == 3 * 320 and ledger.groupby('epoch')['sample'].nunique().tolist() == [320] * 3

@@ -20,7 +20,7 @@ SPEC = """
 threads: 1
 base: {dataset: digits, n_train: 128, n_val: 64, n_test: 128, img_size: 16, stage1_epochs: 1, epochs: 1}
 grid:
-  groups: [[[resnet10t:scratch, test_vit:scratch]], [[test_resnet:scratch, test_efficientnet:scratch]]]
+  groups: [[[test_byobnet:scratch, test_vit:scratch]], [[test_resnet:scratch, test_efficientnet:scratch]]]
   arm: ['bikd:gt_confidence', control]
   seed: [0]
 """
@@ -99,16 +99,31 @@ def test_sweep_killed_halfway_resumes_only_the_rest(tmp_path):
     assert len(arm_table) == 2 * 2 * 2   # settings x (control, arm) x models
 
 
-@pytest.mark.parametrize('parameters,message', [
+BAD_PARAMETERS = [
     ("settings: {lr: -0.1}", "parameter 'settings': parameter 'lr': must be positive, got -0.1"),
+    ("{hooks: 'kt_nb.videos:saliency_experiment'}", "parameter 'hooks': hooks 'kt_nb.videos:saliency_experiment' do not import"),
     ("settings: {groups: [[resnet10t, efficientnet_b99]]}", "parameter 'groups': timm has no model 'efficientnet_b99'"),
     ("{hooks: 'kt_nb.saliency.experiment:saliency_experiment', settings: {clip_length: 0}}", "parameter 'clip_length': must be >= 1, got 0"),
-    ("{hooks: 'kt_nb.videos:saliency_experiment'}", "parameter 'hooks': hooks 'kt_nb.videos:saliency_experiment' do not import"),
     ("settings: {epoch: 3}", "unknown setting(s) 'epoch' (did you mean 'epochs'?)"),   # a typo once trained the default epochs
     ("epochs: 3", "unknown parameter(s) 'epochs'"),                                      # a setting belongs in settings
-])
+]
+
+
+@pytest.mark.parametrize('parameters,message', BAD_PARAMETERS)
+def test_bad_parameter_is_refused_by_the_notebooks_first_check(parameters, message):
+    """What `-y` hands train.ipynb, checked as its first cell checks it (every other kind of mistake:
+    nbs/23_experiment_sweeps.ipynb)."""
+    import yaml
+    from dataclasses import asdict
+    from kt_nb.experiment.sweeps import TrainParameters, check_train_params
+    with pytest.raises(ValueError) as refusal:
+        check_train_params({**asdict(TrainParameters()), **yaml.safe_load(parameters)})
+    assert message in str(refusal.value), str(refusal.value)
+
+
+@pytest.mark.parametrize('parameters,message', BAD_PARAMETERS[:2])   # a setting's check and the hooks' import
 def test_bad_parameter_fails_before_work(tmp_path, parameters, message):
-    "Through papermill, as a user runs it (every other kind of mistake is pinned in nbs/23_experiment_sweeps.ipynb)."
+    "Through papermill, as a user runs it: the first cell's refusal reaches them, and nothing is loaded, trained or written."
     run = tmp_path/'run'
     result = subprocess.run([str(BIN/'papermill'), str(TRAIN), str(tmp_path/'out.ipynb'), '-y', parameters, '-p', 'out', str(run),
                              '--no-progress-bar'], env=env(), capture_output=True, text=True, timeout=300)
@@ -170,7 +185,8 @@ def test_interrupted_sweep_keeps_what_finished_and_continues(tmp_path):
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob('*') if p.is_file()}
     spec.write_text(f"base: {TINY}\ngrid:\n  seed: [7, 8]\n")
     third = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=120)
-    assert third.returncode == 1 and 'holds another run' in third.stderr, third.stderr
+    assert third.returncode == 1 and 'holds the sweep of another spec (grid seed: [0, 1, 2] -> [7, 8])' in third.stderr, \
+        third.stderr
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob('*') if p.is_file()} == before
 
 
@@ -185,7 +201,7 @@ def test_training_notebook_refuses_another_runs_folder(tmp_path):
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.rglob('*') if p.is_file()}
     other = papermill('other.ipynb', 32)
     assert other.returncode != 0
-    assert "holds another run; differences (there, now): {'n_test': (64, 32)}" in other.stdout + other.stderr
+    assert "holds another run; differences (there -> now): n_test: 64 -> 32." in other.stdout + other.stderr
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.rglob('*') if p.is_file()} == before
 
 

@@ -20,10 +20,11 @@ from kt_nb.data.sources import write_image_folder
 KT_NB = Path(sys.executable).parent / 'kt-nb'
 
 
-def train_and_test(data, seed, model="resnet10t", img_size=16, epochs=2, lr=3e-3, n_classes=10):
-    "Test accuracy of one model fine-tuned alone, the same way whatever the data's source."
+def train_and_test(data, seed, model="test_byobnet", img_size=16, epochs=2, lr=3e-3, n_classes=10):
+    "Test accuracy of one model fine-tuned alone, the same way whatever the data's source (timm's test_* from scratch)."
     torch.manual_seed(seed)
-    learner = JointLearner([participant(model, n_classes, pretrained=model != 'resnet10t', img_size=img_size)], data['train'],
+    scratch = model.startswith('test_')
+    learner = JointLearner([participant(model, n_classes, pretrained=not scratch, img_size=img_size)], data['train'],
                            method="control", epochs=epochs, lr=lr, batch_size=64, augment=Augment(shift=2, flip=False),
                            seed=seed, progress=False)
     learner.fit()
@@ -92,12 +93,12 @@ def test_demo_on_a_folder_then_the_explorer_on_its_ledger(tmp_path):
     folder = awkward_folder(tmp_path/'photos')
     corrupt = folder/'train'/'coffee'/'0.jpg'
     corrupt.write_bytes(corrupt.read_bytes()[:300])   # a truncated JPEG
-    stopped = run('demo', '--quick', '--data', folder, '--groups', 'resnet10t:scratch+test_vit:scratch', '--out', tmp_path/'stopped')
+    stopped = run('demo', '--quick', '--data', folder, '--groups', 'test_byobnet:scratch+test_vit:scratch', '--out', tmp_path/'stopped')
     assert stopped.returncode == 1, stopped.stderr
     assert 'train/coffee/0.jpg' in said(stopped) and "on_error='skip'" in said(stopped), stopped.stderr
 
     out = tmp_path/'demo'
-    result = run('demo', '--quick', '--data', folder, '--groups', 'resnet10t:scratch+test_vit:scratch', '--img-size', '32',
+    result = run('demo', '--quick', '--data', folder, '--groups', 'test_byobnet:scratch+test_vit:scratch', '--img-size', '32',
                  '--workers', '2', '--on-error', 'skip', '--out', out)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out/'metrics.json').read_text())

@@ -34,7 +34,7 @@ class ClassificationConfig(TwoStageConfig):
                                  role='arm', grows=True)
     dataset: str = setting('fashion_mnist', data_source,
                            'a built-in set, or your data: an image folder, a table of paths, a timm name',
-                           role='stage1')
+                           role='stage1', locates=True)
     n_train: int | None = setting(640, integer(1, optional=True), 'training images at most (None: all the source has)',
                                   role='stage1', quick=384)
     n_val: int | None = setting(500, integer(1, optional=True), 'validation images at most', role='stage1', quick=200)
@@ -50,6 +50,8 @@ class ClassificationConfig(TwoStageConfig):
                                   role='how')
     on_error: str = setting('raise', choice(lambda: ('raise', 'skip')),
                             "streamed sources: 'skip' leaves unreadable files out", role='run')
+    links_outside: bool = setting(False, boolean, "image folders and tables: allow links to files outside the data's "
+                                  "folder (their bytes are what the run knows)", role='how')
     download: bool = setting(False, boolean, 'timm names (torch/<name>, hfds/<id>): download the data (online)',
                              role='how')
 
@@ -70,7 +72,8 @@ class ClassificationExperiment(ExperimentHooks):
 
     def data(self, cfg):
         return load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, n_test=cfg.n_test, fallback=True,
-                            img_size=cfg.img_size, on_error=cfg.on_error, download=cfg.download)
+                            img_size=cfg.img_size, on_error=cfg.on_error, download=cfg.download,
+                            links_outside=cfg.links_outside)
     def task(self, data): return Classification(data['train'].num_classes)
     def groups(self, cfg): return cfg.groups
 

@@ -16,6 +16,7 @@ from PIL import Image
 from ..data.sets import ImageSet, shown_name
 from ..data.load import load_dataset
 from ..engine.sources import safe_name
+from ..experiment.folders import named_file
 from ..engine.ledger import RoleLedger, teaching_share
 from ..experiment.views import (complementary_figure, outline, model_colors, share_figure, epoch_figure, flips_table,
                                    role_history, figure_html, offline_figures)
@@ -371,8 +372,11 @@ def explore_demo(
         raise ValueError(f"{out} holds a run of {metrics['task']}, not a classification demo: explore_demo opens the folders "
                          "of `kt-nb demo`; each task's explorer takes its own participants and data")
     data = load_dataset(cfg['dataset'], n_train=cfg['n_train'], n_val=cfg['n_val'], n_test=cfg['n_test'], fallback=True,
-                        img_size=cfg['img_size'], on_error=cfg.get('on_error', 'raise'))
-    weights = {s: out/p for s, p in metrics['stage1'].items()} if 'stage1' in metrics else {   # before: out/stage1/<spec>
+                        img_size=cfg['img_size'], on_error=cfg.get('on_error', 'raise'),
+                        links_outside=cfg.get('links_outside', False))
+    cache = [out/metrics['stage1_cache']] if isinstance(metrics.get('stage1_cache'), str) else []
+    weights = {s: named_file(out, p, f"{out/'metrics.json'}: stage1 of {s}", also=cache)
+               for s, p in metrics['stage1'].items()} if 'stage1' in metrics else {   # before: out/stage1/<spec>
         s: out/'stage1'/f"{safe_name(s)}.safetensors" for g in cfg['groups'] for s in g}
     models = load_participants(list(weights), weights, data['train'].num_classes, cfg['img_size'])
     runs = sorted(p for p in (out/'runs').iterdir() if '-control-' not in p.name) if (out/'runs').exists() else []

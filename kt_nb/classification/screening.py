@@ -16,7 +16,7 @@ import torch.nn as nn
 from ..data.sets import ImageSet
 from ..data.load import load_dataset
 from ..engine.models import Participant, Preprocess, participant
-from ..data.storage import atomic_write, state_hash
+from ..data.storage import atomic_write, cache_root, state_hash
 from ..engine.tasks import Task, Classification
 from ..engine.roles import pick_teacher, NOBODY
 from ..engine.predictions import predict, accuracies
@@ -28,13 +28,8 @@ from ..experiment.folders import stage1_files
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['ZOO', 'cache_root', 'data_key', 'model_key', 'PredictionCache', 'as_participant', 'Screening', 'screen', 'train_zoo',
+__all__ = ['ZOO', 'data_key', 'model_key', 'PredictionCache', 'as_participant', 'Screening', 'screen', 'train_zoo',
            'zoo_participants']
-
-# %% ../../nbs/28_classification_screening.ipynb #02ea634d
-def cache_root() -> Path:
-    "Where kt_nb keeps caches: `$KT_NB_CACHE`, else `~/.cache/kt_nb`."
-    return Path(os.environ.get('KT_NB_CACHE') or Path.home()/'.cache'/'kt_nb')
 
 # %% ../../nbs/28_classification_screening.ipynb #af0eba1c
 def data_key(data: ImageSet) -> str:

@@ -5,6 +5,7 @@
 # %% ../../nbs/02_data_sources.ipynb #dda97dc4
 from __future__ import annotations
 import hashlib, json, os, random, tarfile, tempfile, uuid, warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,11 +18,11 @@ from torch.utils.data import Dataset
 from fastcore.basics import patch
 
 from .sets import ImageSet, Skipped, UnreadableData, draw_indices, shown_name
-from .storage import DataWarning
+from .storage import DataWarning, atomic_write, cache_root
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'to_rgb', 'UnreadableImage', 'read_image', 'ImageTransform', 'write_image_folder',
-           'scan_class_folders', 'FileSet', 'files_fingerprint', 'read_table']
+           'scan_class_folders', 'FileSet', 'file_hashes', 'files_fingerprint', 'read_table']
 
 # %% ../../nbs/02_data_sources.ipynb #9d5d5895
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.webp', '.bmp')
@@ -139,6 +140,7 @@ class FileSet(Dataset):
     name: str = ''
     transform: ImageTransform = field(default_factory=ImageTransform)
     on_error: str = 'raise'       # 'skip': unreadable files left out of their batch, listed by `unreadable()`
+    links_outside: bool = False   # True: files may be links to files outside `root`
 
     def __post_init__(self):
         self.root, self.classes = Path(self.root), tuple(self.classes)
@@ -149,7 +151,7 @@ class FileSet(Dataset):
             raise ValueError(f"labels of {self.name!r} must lie in [0, {len(self.classes)}), found {int(self.labels.min())}..{int(self.labels.max())}")
         self._seed = torch.zeros(1, dtype=torch.int64).share_memory_()   # this epoch's draws, seen by worker processes
         self._skipped = Path(tempfile.gettempdir())/f'kt_nb-unreadable-{uuid.uuid4().hex}.txt'   # appended to by workers
-        self._fingerprint = None
+        self._fingerprint, self.changed = None, []   # `changed`: files whose bytes changed since last hashed
 
     def __len__(self): return len(self.files)
     @property
@@ -172,34 +174,79 @@ class FileSet(Dataset):
 def sample_id(self: FileSet, i: int) -> str: return self.files[i]
 
 # %% ../../nbs/02_data_sources.ipynb #332d44fc
-def files_fingerprint(root: Path,
-                      names: list[str],      # the files, relative to `root`
-                      header: str = '',
-                      missing_ok: bool = False,  # a missing file (or a link to nothing) counts as such; else an error
-                     ) -> str:
-    """SHA-256 of `header` and of each file's name below `root` and size: what the set is, wherever it lies. Not the
-    pixels, not the paths or modification times, which a copy (`cp -r`, `rsync`) changes."""
-    h = hashlib.sha256(header.encode())
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while chunk := f.read(1 << 20): h.update(chunk)
+    return h.hexdigest()
+
+def file_hashes(
+    root: Path,
+    names: list[str],             # the files, relative to `root`
+    missing_ok: bool = False,     # a missing file (or a link to nothing) hashes to None; else an error
+    links_outside: bool = False,  # follow links to files outside `root`; else refused, naming them
+) -> tuple[dict[str, str | None], list[str]]:   # each file's SHA-256; the files whose bytes changed since last hashed
+    """The SHA-256 of each file's bytes. As git's index does, the hashes of each folder are kept with the files' sizes,
+    modification and change times and inodes (in `cache_root()/'file-hashes'`); a file is read again where any changed."""
+    root = Path(root).resolve()
+    index_file = cache_root()/'file-hashes'/f"{hashlib.sha1(str(root).encode()).hexdigest()[:16]}.json"
+    try: index = json.loads(index_file.read_text())['files']
+    except (OSError, ValueError, KeyError, TypeError): index = {}
+    hashes, stats, outside, real_folders, base = {}, {}, [], {}, str(root)
     for name in names:
         if os.path.isabs(name):
             raise ValueError(f"{shown_name(name)} is not relative to {root}: a set names its files below its root")
-        try: size = os.stat(Path(root)/name).st_size
+        path = os.path.join(base, name)
+        try: stat = os.stat(path)
         except FileNotFoundError:
             if not missing_ok:
                 raise FileNotFoundError(f"{shown_name(name)} is missing below {root} (deleted, or a link to nothing): "
                                         "put it back, or remove it from the data") from None
-            size = -1
-        h.update((json.dumps([name, size]) + '\n').encode())
-    return h.hexdigest()
+            hashes[name] = None; continue
+        if not links_outside:   # where it really lies: its folder resolved once, the file itself only where it is a link
+            folder, file = os.path.split(path)
+            if folder not in real_folders: real_folders[folder] = os.path.realpath(folder)
+            real = os.path.realpath(path) if os.path.islink(path) else os.path.join(real_folders[folder], file)
+            if not real.startswith(base + os.sep): outside.append(name)
+        stats[name] = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]   # a rename changes the last two
+        if index.get(name, [])[:4] == stats[name]: hashes[name] = index[name][4]
+    if outside:
+        raise ValueError(f"{len(outside)} file(s) of {root} lie outside it (links, or '..' in a name), e.g. "
+                         f"{', '.join(shown_name(n) for n in outside[:3])}: copy them in, or allow links outside the "
+                         "data folder (links_outside=True; the setting links_outside)")
+    todo = [n for n in stats if n not in hashes]
+    with ThreadPoolExecutor(8) as pool: fresh = dict(zip(todo, pool.map(lambda n: _sha256(os.path.join(base, n)), todo)))
+    changed = [n for n, h in fresh.items() if n in index and index[n][4:] != [h]]
+    if fresh:
+        index.update({n: [*stats[n], h] for n, h in fresh.items()})
+        try: atomic_write(index_file, lambda p: p.write_text(json.dumps({'root': str(root), 'files': index})))
+        except OSError: pass   # an unwritable cache: the next run reads the files again
+    return {**hashes, **fresh}, changed
+
+
+# %% ../../nbs/02_data_sources.ipynb #bf9ab159
+def files_fingerprint(root: Path,
+                      names: list[str],      # the files, relative to `root`
+                      header: str = '',
+                      **options,             # `file_hashes`'s `missing_ok` and `links_outside`
+                     ) -> tuple[str, list[str]]:  # the SHA-256; the files whose bytes changed since last hashed
+    """SHA-256 of `header` and of each file's name below `root` and bytes (`file_hashes`): what the set is, wherever it
+    lies. Not the paths or modification times, which a copy (`cp -r`, `rsync`) changes."""
+    hashes, changed = file_hashes(root, names, **options)
+    h = hashlib.sha256(header.encode())
+    for name in names: h.update((json.dumps([name, hashes[name]]) + '\n').encode())
+    return h.hexdigest(), changed
 
 # %% ../../nbs/02_data_sources.ipynb #38d329cf
 @patch
 def fingerprint(self: FileSet) -> str:
-    "The files (`files_fingerprint`), labels, classes and transform; computed once (ImageNet: 1.28 M file sizes)."
+    """The files' bytes (`files_fingerprint`), labels, classes and transform; computed once, and the files whose bytes
+    changed since last hashed kept in `changed`."""
     if self._fingerprint is None:
         labels = hashlib.sha256(self.labels.numpy().tobytes()).hexdigest()
-        self._fingerprint = files_fingerprint(self.root, self.files, f"{self.classes!r}|{self.transform!r}|{labels}",
-                                              missing_ok=self.on_error == 'skip')   # a file gone is one more left out
+        self._fingerprint, self.changed = files_fingerprint(
+            self.root, self.files, f"{self.classes!r}|{self.transform!r}|{labels}", links_outside=self.links_outside,
+            missing_ok=self.on_error == 'skip')   # a file gone is one more left out
     return self._fingerprint
 
 # %% ../../nbs/02_data_sources.ipynb #75416966

@@ -18,7 +18,7 @@ from fastcore.basics import patch
 
 from .sets import ImageSet, Skipped, UnreadableData, draw_indices, shown_name
 from .storage import DataWarning
-from .sources import (FileSet, ImageTransform, UnreadableImage, read_image, read_table,
+from .sources import (FileSet, ImageTransform, UnreadableImage, file_hashes, read_image, read_table,
                                   scan_class_folders, to_rgb)
 
 # %% auto #0
@@ -120,10 +120,11 @@ def subset(self: TimmSet, idx, name: str | None = None) -> TimmSet:
 # %% ../../nbs/03_data_splits.ipynb #b28e97a7
 @patch
 def fingerprint(self: TimmSet) -> str:
-    """SHA-256 of the source (a tar by its file name and size, not its path or time), split, classes, transform, and
-    each sample's name, label and position."""
+    """SHA-256 of the source (a tar by its bytes, read once and kept as `file_hashes` keeps them; not its path or
+    time), split, classes, transform, and each sample's name, label and position."""
     root, split = Path(self.root), self.name.rsplit('/', 1)[-1]
-    source = f"{root.name}|{root.stat().st_size}" if root.is_file() else self.source   # a tar: one file
+    if root.is_file(): source = file_hashes(root.parent, [root.name], links_outside=True)[0][root.name]   # a tar
+    else: source = self.source
     h = hashlib.sha256(f"{source}|{split}|{self.classes!r}|{self.transform!r}".encode())
     for name, label, j in zip(self.files, self.labels.tolist(), self.index.tolist()):
         h.update((json.dumps([name, label, j]) + '\n').encode())
@@ -154,6 +155,9 @@ def three_splits(
     if test is None: test = evaluated(parts.pop(0), 'test')
     elif n_test is not None: test = test.subset(draw_indices(len(test), [min(n_test, len(test))], split_seed)[0])
     if n_train is not None and n_train < len(rest): rest = rest[draw_indices(len(rest), [n_train], split_seed)[0].sort().values]
+    elif n_train is not None and n_train > len(rest):   # said where it is printed (the run's notes), not only stored
+        warnings.warn(f"{train.name.rsplit('/', 1)[0]} has {len(train)} training images: {n_train} training samples asked, "
+                      f"{len(rest)} left after validation and test", DataWarning)
     return {'train': train.subset(rest), 'val': val, 'test': test}
 
 # %% ../../nbs/03_data_splits.ipynb #ce35492d
@@ -171,6 +175,7 @@ def open_source(
     scale: tuple[float, float] = (0.08, 1.0),  # training: the random crop's share of the area
     augment: bool = True,        # False: training images get the evaluation transform (augment the batch instead)
     on_error: str = 'raise',     # 'skip': leave unreadable files out, listed by `unreadable()` and in the run folder
+    links_outside: bool = False, # folders and tables: allow files that are links to files outside the data's folder
     root: str | Path | None = None,  # timm names: where the files are
     download: bool = False,      # timm names: download where the machine can
 ) -> dict[str, FileSet]:
@@ -186,7 +191,8 @@ def open_source(
         if len(classes) < 2:
             raise ValueError(f"{path/'train'} holds one class folder ({classes[0]!r}): a classifier needs two or more; "
                              "add a folder per class")
-        make = lambda f, l, split, tf: FileSet(path, f, torch.tensor(l), classes, f"{name}/{split}", tf, on_error)
+        make = lambda f, l, split, tf: FileSet(path, f, torch.tensor(l), classes, f"{name}/{split}", tf, on_error,
+                                          links_outside=links_outside)
         sets = {'train': make(files, labels, 'train', train_tf)}
         for split in ('val', 'test'):
             if (path/split).is_dir(): sets[split] = make(*scan_class_folders(path/split, path, classes)[:2], split, eval_tf)
@@ -194,7 +200,8 @@ def open_source(
     if path.suffix in ('.csv', '.parquet'):
         rows, classes = read_table(path)
         sets = {split: FileSet(path.parent, part.path.tolist(), torch.tensor(part.label.to_numpy()), classes, f"{name}/{split}",
-                               train_tf if split == 'train' else eval_tf, on_error) for split, part in rows.groupby('split')}
+                               train_tf if split == 'train' else eval_tf, on_error, links_outside)
+            for split, part in rows.groupby('split')}
         return three_splits(sets['train'], sets.get('val'), sets.get('test'), n_train, n_val, n_test, split_seed)
     if text.partition('/')[0].lower() in ('torch', 'hfds', *STREAMS) or path.suffix == '.tar':
         train = timm_set(text, root, 'train', download, train_tf, on_error)

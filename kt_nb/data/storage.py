@@ -14,7 +14,7 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['atomic_write', 'previous_path', 'state_hash', 'save_state', 'UnsafeWeightsError', 'load_state', 'pack_state',
-           'unpack_state', 'DataWarning', 'bar_width']
+           'unpack_state', 'DataWarning', 'bar_width', 'cache_root']
 
 # %% ../../nbs/00_data_storage.ipynb #796771f8
 def _fsync_folder(folder: Path):
@@ -148,3 +148,8 @@ def bar_width(most: int = 120) -> int | None:   # None: off a terminal (a notebo
     "The columns a progress bar on this terminal may take: all of them, but at most `most`, however wide the terminal."
     try: return min(most, os.get_terminal_size(sys.stderr.fileno()).columns) if sys.stderr.isatty() else None
     except (OSError, ValueError, AttributeError): return None
+
+# %% ../../nbs/00_data_storage.ipynb #02ea634d
+def cache_root() -> Path:
+    "Where kt_nb keeps caches: `$KT_NB_CACHE`, else `~/.cache/kt_nb`."
+    return Path(os.environ.get('KT_NB_CACHE') or Path.home()/'.cache'/'kt_nb')

@@ -13,12 +13,14 @@ import numpy as np
 import torch
 
 from ..engine.distributed import on_rank0
+from ..data.sets import shown_name
+from .settings import changes
 from ..data.storage import atomic_write, save_state
 from ..engine.sources import safe_name, weights_contents
 
 # %% auto #0
 __all__ = ['RUNNER_FILES', 'claim_folder', 'FolderInUse', 'check_apart', 'same_data', 'digest', 'stage1_files', 'stage1_weights',
-           'strict_json', 'write_metrics', 'machine']
+           'strict_json', 'write_metrics', 'home_of', 'run_path', 'named_file', 'machine']
 
 # %% ../../nbs/18_experiment_folders.ipynb #3708507b
 RUNNER_FILES = ('*.ipynb', 'params.yaml', 'papermill.log', 'error.txt', 'launch.json')   # what a sweep puts in a point's folder before its run
@@ -42,6 +44,7 @@ def claim_folder(
     record: bool = True,          # False: only check; record (and move aside) when the run first writes
     alongside: Sequence[str] = (),  # patterns of files another program may have put there first (papermill's notebook)
     added: Iterable[str] = (),    # settings added to kt_nb since it first wrote run folders: a record without one is older
+    ignored: Sequence[str] = (),  # settings recorded but not compared: where the data lie (`same_data` compares content)
 ) -> str:                         # 'new', 'same' (a rerun: it resumes) or 'extended'
     """Record `settings` in `out/run.json`, or refuse, before any work, a folder that holds another run or files kt_nb
     did not write."""
@@ -63,10 +66,12 @@ def claim_folder(
         older = [k for k in added if k in now and k not in before]
         if older: raise FolderInUse(f"{out} was written by an older kt_nb (its run.json lacks {older}): bring it up to "
                                     f"date with `python scripts/migrate.py {out}`, or use another folder")
-        if before == now: return 'same'
-        changed = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)}
+        changed = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now))
+                   if before.get(k) != now.get(k) and k not in ignored}
+        if not changed: return 'same'
         if not all(k in grows and _grew(*v) for k, v in changed.items()):
-            raise FolderInUse(f"{out} holds another run; differences (there, now): {changed}. Use another folder, "
+            shown = '; '.join(changes(*({k: v[k] for k in changed if k in v} for v in (before, now))))
+            raise FolderInUse(f"{out} holds another run; differences (there -> now): {shown}. Use another folder, "
                               "or overwrite (--overwrite) to move the old one aside")
         status = 'extended'
     else: status = 'new'
@@ -102,6 +107,7 @@ def check_apart(
 def same_data(
     out: Path,                   # the experiment's folder
     fingerprints: dict[str, str],  # each split's fingerprint, as the data loaded now give it
+    rewritten: Sequence[str] = (),  # the files whose bytes changed since kt_nb last read them, where known
 ):
     """Refuse a folder whose run was made from other data (`out/data.json`, written when it was claimed): its stage 1,
     starts and arms would be mixed with runs on these."""
@@ -110,8 +116,10 @@ def same_data(
     changed = [s for s in dict.fromkeys([*before, *fingerprints]) if before.get(s) != fingerprints.get(s)]
     if changed:
         splits = changed[0] if len(changed) == 1 else f"{', '.join(changed[:-1])} and {changed[-1]}"
+        files = (f"; {len(rewritten)} file(s) changed since kt_nb last read them: "
+                 f"{', '.join(shown_name(n) for n in rewritten[:3])}{', ...' if len(rewritten) > 3 else ''}") if rewritten else ''
         raise FolderInUse(f"{out} was made from other data (the {splits} split{'s' if len(changed) > 1 else ''} "
-                          "changed): use another folder (--out), or --overwrite to move the old run aside")
+                          f"changed{files}): use another folder (--out), or --overwrite to move the old run aside")
 
 # %% ../../nbs/18_experiment_folders.ipynb #cce75ff1
 def digest(obj, n: int = 8) -> str:
@@ -164,6 +172,30 @@ def strict_json(obj):
 def write_metrics(metrics: dict, folder: str | Path) -> Path:
     "`folder/metrics.json` as strict JSON, written atomically: its presence marks a finished run."
     return atomic_write(Path(folder)/'metrics.json', lambda p: p.write_text(json.dumps(strict_json(metrics), indent=1, allow_nan=False)))
+
+# %% ../../nbs/18_experiment_folders.ipynb #25ff17fd
+def home_of(out: str | Path) -> Path:
+    "The folder whose files a run's files may name: the sweep folder it is a point of (`points.json`), else the run's."
+    out = Path(out).resolve()
+    return next((p for p in out.parents if (p/'points.json').is_file()), out)
+
+def run_path(out: str | Path, path: str | Path) -> str:
+    "How a run folder's files name `path`: from the run folder where it lies below `home_of(out)`, else absolutely."
+    out, path = Path(out).resolve(), Path(path).resolve()
+    home = home_of(out)
+    return os.path.relpath(path, out) if path == home or home in path.parents else str(path)
+
+def named_file(out: str | Path, value: str,
+               where: str,                          # the file and key that name it, for the message
+               also: Sequence[str | Path] = ()) -> Path:  # other folders it may lie in (a stage-1 cache kept elsewhere)
+    "A path a run folder's file names, resolved from the run folder; refused in one line where it lands outside."
+    path = (Path(out).resolve()/value).resolve()
+    roots = [home_of(out), *(Path(a).resolve() for a in also)]
+    if not any(path == r or r in path.parents for r in roots):
+        raise ValueError(f"{where} names {shown_name(str(value))}, which lies outside {roots[0]}"
+                         f"{' and ' + ', '.join(map(str, roots[1:])) if roots[1:] else ''}: a run's files name only "
+                         "files it wrote; restore the file from the run's own folder, or rerun")
+    return path
 
 # %% ../../nbs/18_experiment_folders.ipynb #208425e4
 def machine() -> dict:

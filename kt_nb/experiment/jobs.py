@@ -4,24 +4,28 @@
 
 # %% ../../nbs/22_experiment_jobs.ipynb #9272f82b
 from __future__ import annotations
-import os, re, shutil, signal, subprocess, time
+import json, os, re, shutil, signal, subprocess, sys, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .settings import Settings, check_names, integer, number, optional, setting, settings_of, text
-from .launch import (fail_point, failed_step, gpu_slots, log_event, point_status, read_launch,
-                                     record_launch, run_point)
+import pandas as pd
+
+from .settings import (Settings, check_names, config_checks, integer, number, optional, setting,
+                                       settings_of, text)
+from .launch import (cancel_point, fail_point, failed_step, gpu_slots, log_event, point_error,
+                                     point_status, process_lives, read_launch, record_launch, run_point, shown)
 
 # %% auto #0
-__all__ = ['LAUNCHERS', 'lines', 'SlurmSettings', 'check_slurm', 'check_launcher', 'job_executor', 'choose_launcher', 'PointJob',
-           'submit', 'job_states', 'held_jobs', 'job_error', 'point_state', 'cancel_jobs', 'run_jobs']
+__all__ = ['LAUNCHERS', 'SLURM_UNITS', 'lines', 'SlurmSettings', 'check_slurm', 'check_launcher', 'job_executor',
+           'choose_launcher', 'PointJob', 'submit', 'job_states', 'held_jobs', 'job_error', 'point_state',
+           'cancel_jobs', 'run_jobs', 'status_table', 'sweep_runs', 'sweep_status']
 
 # %% ../../nbs/22_experiment_jobs.ipynb #b9e1c37e
 def lines(value) -> list[str]:
     "A list of lines of text (shell commands)."
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"must be a list of lines, got {value!r}")
+        raise ValueError(f"must be a list of lines, got {shown(value)}")
     return value
 
 # %% ../../nbs/22_experiment_jobs.ipynb #334dede6
@@ -45,12 +49,21 @@ class SlurmSettings(Settings):
                                       'shell lines run before each job: module load ..., source .venv/bin/activate',
                                       role='how')
 
+SLURM_UNITS = {'time': 'whole minutes, an integer >= 1 (60 for an hour)', 'cpus': 'CPUs per job, an integer >= 1',
+               'mem_gb': 'GB per job, a number > 0 (0.5 for 512 MB)', 'retries': 'requeues, an integer >= 0',
+               'setup': 'a list of shell lines'}   # what each key of the slurm section takes; the others take a name
+
 def check_slurm(section: dict | None) -> dict:
-    "The spec's slurm section, every key checked (a misspelt one named), with the defaults of those not given."
+    """The spec's slurm section, every key checked (a misspelt one named; a wrong value named with its key and its
+    unit), with the defaults of those not given."""
     if section is None: section = {}
     if not isinstance(section, dict):
-        raise ValueError(f"must be a mapping of {settings_of(SlurmSettings)}, got {section!r}")
+        raise ValueError(f"must be a mapping of {settings_of(SlurmSettings)}, got {shown(section)}")
     check_names(section, settings_of(SlurmSettings), 'key')
+    for key, value in section.items():
+        try: config_checks(SlurmSettings)[key](value)
+        except ValueError:
+            raise ValueError(f"{key} takes {SLURM_UNITS.get(key, 'a name')}, got {shown(value)}") from None
     return asdict(SlurmSettings(**section))
 
 # %% ../../nbs/22_experiment_jobs.ipynb #0cca98e7
@@ -88,16 +101,18 @@ def choose_launcher(
     out: Path,                # the sweep folder (its jobs/ for submitit)
     spec: dict,               # the sweep spec (its slurm section)
     gpus, per_point: int | None, workers: int | None, timeout: float | None,   # the sweep's options as given
+    said: dict | None = None, # how each was given, for messages ("the spec's gpus"; default: its option, '--gpus')
 ):
     "What makes the job executor (None: this machine) and the GPU slots of a sweep, each choice checked in one line."
-    if launcher not in LAUNCHERS: raise ValueError(f"unknown launcher {launcher!r}; choose from {list(LAUNCHERS)}")
+    if launcher not in LAUNCHERS: raise ValueError(f"unknown launcher {shown(launcher)}; choose from {list(LAUNCHERS)}")
+    name = lambda setting: (said or {}).get(setting, f"--{setting.replace('_', '-')}")   # as given
     if launcher == 'local':
-        slots = gpu_slots(gpus, per_point or 1)
+        slots = gpu_slots(gpus, per_point or 1, said=f"{name('gpus')} {gpus if isinstance(gpus, str) else shown(gpus)}")
         if workers and slots and workers > len(slots):
-            raise ValueError(f"--workers {workers} with {len(slots)} GPU slot(s): each running point owns its GPUs, "
-                             f"so at most {len(slots)} run at once")
+            raise ValueError(f"{name('workers')} {workers} with {len(slots)} GPU slot(s): each running point owns its "
+                             f"GPUs, so at most {len(slots)} run at once")
         return None, slots
-    given = [flag for flag, value in (('--gpus', gpus), ('--workers', workers), ('--timeout', timeout)) if value]
+    given = [name(k) for k, value in (('gpus', gpus), ('workers', workers), ('timeout', timeout)) if value]
     if given: raise ValueError(f"{given[0]} is for --launcher local; a job's GPUs are gpus_per_point, its time slurm: time")
     check_launcher(launcher)
     return lambda: job_executor(launcher, out/'jobs', check_slurm(spec.get('slurm')), per_point or 0), []
@@ -117,11 +132,17 @@ class PointJob:
 # %% ../../nbs/22_experiment_jobs.ipynb #f2a8c558
 def submit(executor, job: PointJob, name: str,
            after: Sequence[str] = ()) -> str:   # the jobs this one waits for (Slurm)
-    "Submit `job` as `name`; its job id."
+    """Submit `job` as `name`; its job id. The local executor's controller process writes to `jobs/controllers.log`,
+    not to this terminal (it prints a traceback when it is stopped)."""
     if type(executor).__name__ == 'SlurmExecutor':
         executor.update_parameters(job_name=name, dependency=f"afterok:{':'.join(after)}" if after else None,
                                    additional_parameters={'kill-on-invalid-dep': 'yes'} if after else None)
-    return str(executor.submit(job).job_id)
+        return str(executor.submit(job).job_id)
+    Path(executor.folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(executor.folder)/'controllers.log', 'a') as log:
+        sys.stderr.flush(); terminal = os.dup(2); os.dup2(log.fileno(), 2)   # what the controller inherits
+        try: return str(executor.submit(job).job_id)
+        finally: os.dup2(terminal, 2); os.close(terminal)
 
 # %% ../../nbs/22_experiment_jobs.ipynb #5eaa7be1
 def job_states(launcher: str, ids: Sequence[str]) -> dict[str, str]:
@@ -158,13 +179,18 @@ def job_error(jobs: Path, job_id: str) -> str:
 
 # %% ../../nbs/22_experiment_jobs.ipynb #5826402b
 def point_state(folder: Path, states: dict[str, str]) -> str:
-    """'done', 'failed', 'queued', 'running' or 'pending'; a job gone from its scheduler without a result leaves its
-    error in the folder."""
+    """'done', 'failed', 'cancelled', 'queued', 'running' or 'pending'; a job gone from its scheduler without a result
+    leaves its error in the folder, or why it was cancelled (`scancel`); a point run here is running while the sweep
+    process that runs it lives."""
     status, where = point_status(folder), read_launch(folder)
-    if status == 'done' or 'job' not in where: return status
+    if status == 'done': return status
+    if 'job' not in where: return 'running' if status == 'pending' and process_lives(where) is not False else status
     if where['job'] in states: return states[where['job']]
     status = point_status(folder)   # looked at again: the job may have just finished
-    return fail_point(folder, job_error(where['jobs'], where['job'])) if status == 'pending' else status
+    if status != 'pending': return status
+    error = job_error(where['jobs'], where['job'])
+    if 'CANCELLED' in error and 'TIME LIMIT' not in error: return cancel_point(folder, f"cancelled (scancel): {error}")
+    return fail_point(folder, error)
 
 # %% ../../nbs/22_experiment_jobs.ipynb #8da80ea7
 def cancel_jobs(launcher: str, ids: Sequence[str]):
@@ -198,9 +224,10 @@ def run_jobs(
     by_name, held = {r['name']: r for r in runs}, lambda: job_states(launcher, _job_ids(runs))
     states = held()
     now = {r['name']: point_state(r['folder'], states) for r in runs}   # each folder looked at once
-    waiting = [r for r in runs if now[r['name']] in ('failed', 'pending')]
+    waiting = [r for r in runs if now[r['name']] in ('failed', 'cancelled', 'pending')]
     watching = {r['name']: r for r in runs if now[r['name']] in ('queued', 'running')}
     def send(run: dict, after: Sequence[str] = ()):
+        for stale in ('error.txt', 'cancelled.txt'): (run['folder']/stale).unlink(missing_ok=True)   # an earlier try's
         job = submit(executor, PointJob(notebook, run['params'], run['folder'], processes, env), run['name'], after)
         record_launch(run['folder'], launcher=launcher, job=job, jobs=str(out/'jobs'), processes=processes)
         log_event(out, point=run['name'], event='submitted', job=job)
@@ -218,12 +245,50 @@ def run_jobs(
             states = held()
             for name, run in list(watching.items()):
                 state = point_state(run['folder'], states)
-                if state in ('done', 'failed'):
+                if state in ('done', 'failed', 'cancelled'):
                     del watching[name]
                     log_event(out, point=name, event=state, job=read_launch(run['folder'])['job'])
                     if log: log(f"{len(runs) - len(waiting) - len(watching)}/{len(runs)} {state}: {name}")
             if waiting or watching: time.sleep(poll)
     except KeyboardInterrupt:
-        if cancel: cancel_jobs(launcher, _job_ids(watching.values()))
+        if cancel:
+            for run in watching.values(): cancel_point(run['folder'], 'cancelled by --cancel (Ctrl-C)')
+            cancel_jobs(launcher, _job_ids(watching.values()))
         log_event(out, event='cancelled' if cancel else 'detached', jobs=_job_ids(watching.values()))
         raise
+
+# %% ../../nbs/22_experiment_jobs.ipynb #dab7b4d4
+def status_table(runs: list[dict]) -> pd.DataFrame:
+    "One row per step and point (`runs`: name, folder, after): its status, job or GPUs, its error or why it stopped."
+    states, rows = held_jobs([r['folder'] for r in runs]), []
+    for r in runs:
+        where, status = read_launch(r['folder']), point_state(r['folder'], states)
+        rows.append({'run': r['name'], 'kind': 'stage 1' if r['after'] is None else 'point', 'status': status,
+                     'job': str(where.get('job') or ''), 'gpus': ','.join(where.get('gpus') or []),
+                     'error': point_error(r['folder']) if status in ('failed', 'cancelled') else ''})
+    return pd.DataFrame(rows, columns=['run', 'kind', 'status', 'job', 'gpus', 'error'])
+
+# %% ../../nbs/22_experiment_jobs.ipynb #40aae0c9
+def sweep_runs(points: list[dict], out: Path) -> list[dict]:
+    """A sweep's runs: the stage-1 steps the points share (after: None), then the points (after: the names of their
+    steps): each with its folder and notebook parameters. A stage 1 that one point alone starts from is trained in
+    that point."""
+    shared, steps = {'stage1_dir': str(out/'stage1')}, {}
+    users = pd.Series([s for p in points for s in p['stage1']]).value_counts()
+    for p in points:
+        seeds = [p['seed']] if p['seed'] is not None else list(range(len(p['stage1'])))
+        for step, seed in zip(p['stage1'], seeds):
+            if users[step] > 1: steps.setdefault(step, {'name': step, 'folder': out/'steps'/step, 'after': None,
+                'params': {**p['params'], **shared, 'out': str(out/'steps'/step), 'arms': [], 'seeds': [seed],
+                           'stage1_only': True}})
+    return [*steps.values(), *({'name': p['name'], 'folder': out/p['name'], 'params': {**p['params'], **shared,
+                                'out': str(out/p['name'])}, 'after': [s for s in p['stage1'] if s in steps]}
+                               for p in points)]
+
+# %% ../../nbs/22_experiment_jobs.ipynb #755dec1d
+def sweep_status(out: str | Path) -> pd.DataFrame:
+    """One row per stage-1 step and point of the sweep in `out` (`jobs.status_table`): its status, where it runs or ran,
+    and its error; read only, so it answers while a sweep controls the folder."""
+    out = Path(out)
+    if not (out/'points.json').exists(): raise FileNotFoundError(f"{out} holds no sweep (no points.json)")
+    return status_table(sweep_runs(json.loads((out/'points.json').read_text()), out))

@@ -11,14 +11,17 @@ from typing import Callable, Sequence
 
 import torch
 import yaml
+from contextlib import suppress
 from tqdm.auto import tqdm
 
 from ..data.storage import atomic_write, bar_width
+from .settings import changes, cut, shown
 
 # %% auto #0
-__all__ = ['SWEEP_ADVICE', 'RANK_ENTRY', 'stop_with_sweep', 'run_rank', 'point_command', 'point_status', 'fail_point',
-           'failed_step', 'run_point', 'visible_gpus', 'gpu_slots', 'log_event', 'record_launch', 'read_launch',
-           'run_here']
+__all__ = ['SWEEP_ADVICE', 'RANK_ENTRY', 'SPEC_LIMITS', 'HOLD', 'stop_with_sweep', 'run_rank', 'point_command', 'point_status',
+           'fail_point', 'cancel_point', 'point_error', 'failed_step', 'run_point', 'visible_gpus', 'gpu_slots',
+           'log_event', 'record_launch', 'read_launch', 'this_process', 'process_lives', 'run_here', 'read_spec_file',
+           'SweepHeld', 'read_hold', 'hold_folder', 'release_folder']
 
 # %% ../../nbs/21_experiment_launch.ipynb #a0c16482
 def _papermill_command() -> list[str]:
@@ -85,9 +88,12 @@ def point_command(notebook: str | Path, folder: Path, processes: int = 1) -> lis
 
 # %% ../../nbs/21_experiment_launch.ipynb #dcc6693c
 def point_status(folder: str | Path) -> str:
-    "'done' (metrics.json written), 'failed' (error.txt), or 'pending'."
+    """'done' (metrics.json written), 'cancelled' (cancelled.txt: stopped before its end), 'failed' (error.txt), or
+    'pending'."""
     folder = Path(folder)
-    return 'done' if (folder/'metrics.json').exists() else 'failed' if (folder/'error.txt').exists() else 'pending'
+    for status, file in (('done', 'metrics.json'), ('cancelled', 'cancelled.txt'), ('failed', 'error.txt')):
+        if (folder/file).exists(): return status
+    return 'pending'
 
 # %% ../../nbs/21_experiment_launch.ipynb #c9eb4fcd
 def fail_point(folder: Path, error: str) -> str:
@@ -95,6 +101,19 @@ def fail_point(folder: Path, error: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder/'error.txt', lambda p: p.write_text(error + '\n'))
     return 'failed'
+
+# %% ../../nbs/21_experiment_launch.ipynb #520f212d
+def cancel_point(folder: Path, why: str) -> str:
+    "A step or point stopped before its end (`--cancel`, `scancel`, Ctrl-C): `why` in `folder/cancelled.txt`."
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder/'cancelled.txt', lambda p: p.write_text(why + '\n'))
+    return 'cancelled'
+
+def point_error(folder: Path) -> str:
+    "What stopped a point, in its own words: why it was cancelled, else its error ('' where neither)."
+    for file in ('cancelled.txt', 'error.txt'):
+        with suppress(OSError): return (Path(folder)/file).read_text().strip()
+    return ''
 
 # %% ../../nbs/21_experiment_launch.ipynb #0be992ec
 def failed_step(step: Path) -> str:
@@ -112,7 +131,7 @@ def run_point(
 ) -> str:                      # the point's status: 'done' or 'failed'
     "Execute `notebook` with `params` through the papermill command into `folder`."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    for stale in ('error.txt', 'notebook.ipynb'): (folder/stale).unlink(missing_ok=True)   # an earlier try's
+    for stale in ('error.txt', 'cancelled.txt', 'notebook.ipynb'): (folder/stale).unlink(missing_ok=True)   # earlier
     (folder/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
     with open(folder/'papermill.log', 'w') as log:
         try: rc = subprocess.run(point_command(notebook, folder, processes), stdout=log, stderr=subprocess.STDOUT,
@@ -123,6 +142,7 @@ def run_point(
     if rc == 0 and (folder/'metrics.json').exists(): return 'done'
     error = f"timed out after {timeout} s" if timed_out else _error_of(folder, (folder/'papermill.log').read_text())
     if rc == 0: error = f"the notebook finished without writing metrics.json ({error})"
+    if error.startswith('KeyboardInterrupt'): return cancel_point(folder, 'stopped by Ctrl-C or SIGTERM')
     return fail_point(folder, error)
 
 # %% ../../nbs/21_experiment_launch.ipynb #3be24394
@@ -138,23 +158,25 @@ def gpu_slots(
     gpus: str | Sequence[int] | None,   # 'all', '0,1,...' or numbers; None: no GPUs given
     per_point: int = 1,                 # GPUs each point owns
     available: Sequence[str] | None = None,  # the GPUs there are (default: `visible_gpus()`)
+    said: str | None = None,            # how `gpus` was given, for messages (default: '--gpus <gpus>')
 ) -> list[list[str]]:                   # the GPUs of each slot; [] without `gpus`
     "The GPUs of a node cut into one slot per running point, each checked."
     if gpus is None:
         if per_point > 1: raise ValueError(f"gpus_per_point {per_point} needs GPUs to share: add --gpus all (or 0,1,...)")
         return []
+    said = said or f"--gpus {shown(gpus)}"
     available = list(visible_gpus() if available is None else available)
-    if not available: raise ValueError(f"--gpus {gpus}: torch sees no GPU on this machine; leave --gpus out to run on the CPU")
+    if not available: raise ValueError(f"{said}: torch sees no GPU on this machine; leave it out to run on the CPU")
     if gpus == 'all': numbers = list(range(len(available)))
     else:
         try: numbers = [int(g) for g in (gpus.split(',') if isinstance(gpus, str) else gpus)]
-        except (TypeError, ValueError): raise ValueError(f"--gpus takes 'all' or GPU numbers such as 0,1; got {gpus!r}") from None
+        except (TypeError, ValueError): raise ValueError(f"{said}: takes 'all' or GPU numbers such as 0,1") from None
     wrong = [n for n in numbers if not 0 <= n < len(available)]
-    if wrong: raise ValueError(f"--gpus {gpus}: there is no GPU {wrong[0]}; this machine has {len(available)}, "
+    if wrong: raise ValueError(f"{said}: there is no GPU {wrong[0]}; this machine has {len(available)}, "
                                f"numbered 0 to {len(available) - 1}")
-    if len(set(numbers)) != len(numbers): raise ValueError(f"--gpus {gpus} names a GPU twice")
+    if len(set(numbers)) != len(numbers): raise ValueError(f"{said} names a GPU twice")
     if per_point > len(numbers):
-        raise ValueError(f"gpus_per_point {per_point} is more than the {len(numbers)} GPU(s) given (--gpus {gpus})")
+        raise ValueError(f"gpus_per_point {per_point} is more than the {len(numbers)} GPU(s) given ({said})")
     chosen = [available[n] for n in numbers]
     return [chosen[i:i + per_point] for i in range(0, len(chosen) - per_point + 1, per_point)]
 
@@ -174,6 +196,28 @@ def read_launch(folder: Path) -> dict:
     "What `record_launch` wrote for the point in `folder` ({} where nothing was launched yet)."
     try: return json.loads((Path(folder)/'launch.json').read_text())
     except (OSError, ValueError): return {}
+
+# %% ../../nbs/21_experiment_launch.ipynb #ec52ca0a
+def _started(pid) -> str | None:
+    "When process `pid` started (clock ticks since boot), None where no such process lives (nor a zombie)."
+    if not Path('/proc/self/stat').exists():   # no /proc (macOS): alive or not, its start unknown
+        try: os.kill(int(pid), 0); return ''
+        except (OSError, ValueError, TypeError): return None
+    try: stat = Path(f'/proc/{int(pid)}/stat').read_text()
+    except (OSError, ValueError, TypeError): return None
+    state, *rest = stat.rpartition(')')[2].split()
+    return None if state in ('Z', 'X') else rest[18]
+
+def this_process() -> dict:
+    "This process as a record names it: host, pid and when it started (so a later process of the same pid is not it)."
+    return {'host': socket.gethostname(), 'pid': os.getpid(), 'started': _started(os.getpid())}
+
+def process_lives(where: dict) -> bool | None:
+    """Whether the process a record names (`this_process`) still lives: asked on this machine; None for another
+    machine's, which cannot be asked."""
+    if 'pid' not in where: return False
+    if where.get('host') != socket.gethostname(): return None
+    return _started(where['pid']) == where.get('started')
 
 # %% ../../nbs/21_experiment_launch.ipynb #56d747a6
 def _pool(one: Callable, runs: list[tuple], workers: int, log, progress: bool, what: str):
@@ -214,7 +258,7 @@ def run_here(
         if failed: return fail_point(run['folder'], failed_step(out/'steps'/failed[0]))
         slot = free.get()
         try:
-            record_launch(run['folder'], launcher='local', gpus=slot, processes=processes)
+            record_launch(run['folder'], launcher='local', gpus=slot, processes=processes, **this_process())
             mine = {**env, 'CUDA_VISIBLE_DEVICES': ','.join(slot)} if slot else env
             log_event(out, point=run['name'], event='start', gpus=slot)
             began = time.monotonic()
@@ -225,3 +269,87 @@ def run_here(
     steps = [r for r in runs if r['after'] is None]
     for batch, what in ((steps, 'stage-1 step'), ([r for r in runs if r not in steps], 'point')):
         if batch: _pool(one, batch, min(workers, len(slots) or workers), log, progress, what)
+
+# %% ../../nbs/21_experiment_launch.ipynb #da00d4ba
+SPEC_LIMITS = {'bytes': 1_000_000, 'values': 10_000}   # the most a spec holds: its file, its values, aliases expanded
+
+def _values(tree, most: int) -> int:
+    "The values of a YAML document as its aliases expand (each counted wherever it stands), counted up to `most` + 1."
+    count, stack = 0, [tree]
+    while stack and count <= most:
+        node = stack.pop(); count += 1
+        if isinstance(node, dict): stack += [*node.keys(), *node.values()]
+        elif isinstance(node, list): stack += node[:most + 1]
+    return count
+
+def read_spec_file(file: Path, limits: dict = SPEC_LIMITS):
+    "A sweep spec file as YAML reads it; refused in one line where its size, or its expanded values, pass `limits`."
+    size = file.stat().st_size
+    if size > limits['bytes']:
+        raise ValueError(f"sweep spec {file} is {size:,} bytes, more than the {limits['bytes']:,} a spec may hold: "
+                         "a spec names settings; lists of files or data go in files of their own")
+    try: spec = yaml.safe_load(file.read_text())   # what an alias names is shared: the load costs what the file holds
+    except yaml.YAMLError as e:
+        raise ValueError(f"sweep spec {file} is not valid YAML: {shown(' '.join(str(e).split()), 300)}") from None
+    if _values(spec, limits['values']) > limits['values']:
+        raise ValueError(f"sweep spec {file} expands to more than {limits['values']:,} values (YAML aliases repeat "
+                         "what they name): write its settings out, with no alias of an alias")
+    return spec
+
+# %% ../../nbs/21_experiment_launch.ipynb #59398858
+HOLD = 'controller.json'   # in a sweep folder: the one kt-nb sweep that controls it
+
+class SweepHeld(RuntimeError):
+    "A sweep folder another `kt-nb sweep` controls."
+
+def read_hold(out: Path) -> dict:
+    "Who holds the sweep folder `out` (`this_process` and since when), {} where nobody does."
+    try: return json.loads((Path(out)/HOLD).read_text())
+    except (OSError, ValueError): return {}
+
+def _held(out: Path, holder: dict, alive: bool | None) -> str:
+    since = time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(holder.get('since', 0)))
+    advice = (f"if that sweep is dead (its machine or job gone), rerun with --take-over" if alive is None else
+              f"let it end, or stop it (kill {holder.get('pid')})")
+    return (f"{out} is controlled by another kt-nb sweep, pid {holder.get('pid')} on {holder.get('host')} "
+            f"since {since}: kt-nb sweep --status {out} shows where it stands; {advice}")
+
+# %% ../../nbs/21_experiment_launch.ipynb #2e8bbba0
+def _drop_hold(out: Path, holder: dict):
+    "Take away a stale hold, only if it is still the one read (not a newer sweep's that took it over meanwhile)."
+    aside = out/f'.{HOLD}.stale-{os.getpid()}'
+    try: os.rename(out/HOLD, aside)
+    except FileNotFoundError: return
+    try: moved = json.loads(aside.read_text())
+    except ValueError: moved = {}
+    if moved != holder:
+        with suppress(OSError): os.link(aside, out/HOLD)   # another's: put back
+    aside.unlink()
+
+def hold_folder(
+    out: Path,                # the sweep folder (made where it is not)
+    take_over: bool = False,  # also take over a hold of another machine, which the user knows is dead
+) -> dict:                    # the hold, for `release_folder`
+    "Make this process the one controller of the sweep folder `out`, or refuse in one line naming who is."
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    mine = {**this_process(), 'since': time.time()}
+    draft = out/f".{HOLD}.{mine['host']}-{mine['pid']}-{os.urandom(4).hex()}"
+    atomic_write(draft, lambda p: p.write_text(json.dumps(mine)))
+    try:
+        for _ in range(5):
+            try:
+                os.link(draft, out/HOLD)   # whole, and only where no other is
+                return {**mine, 'made': made}
+            except FileExistsError: holder = read_hold(out)
+            alive = process_lives(holder) if holder else False
+            if alive or (alive is None and not take_over): raise SweepHeld(_held(out, holder, alive))
+            _drop_hold(out, holder)   # its process is gone: taken over
+        raise SweepHeld(f"{out}: its hold ({HOLD}) changed hands five times while this sweep tried; try again")
+    finally: draft.unlink(missing_ok=True)
+
+def release_folder(out: Path, hold: dict):
+    "Give back the hold `hold_folder` took (while it is still this one's); a folder it made and left empty goes too."
+    if read_hold(out) == {k: v for k, v in hold.items() if k != 'made'}: (out/HOLD).unlink(missing_ok=True)
+    if hold.get('made'):
+        with suppress(OSError): out.rmdir()

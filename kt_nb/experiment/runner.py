@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..data.sources import FileSet
 from ..data.storage import atomic_write, bar_width
 from ..engine.tasks import Task
 from ..engine.models import Participant
@@ -20,9 +21,9 @@ from ..engine.sources import safe_name, spec_origin, weights_contents
 from ..engine.learner import JointLearner
 from ..engine.distributed import agreed, on_rank0, start_distributed
 from ..engine.ledger import RoleLedger, complementary_matrix, flips, taught_shares
-from .folders import (RUNNER_FILES, check_apart, claim_folder, machine, same_data,
+from .folders import (RUNNER_FILES, check_apart, claim_folder, machine, run_path, same_data,
                                       stage1_weights, strict_json, write_metrics)
-from .settings import TwoStageConfig, added_settings, growing, settings_of
+from .settings import TwoStageConfig, added_settings, growing, located, settings_of
 from .evidence import arm_table, paired_counts, summarize
 
 # %% auto #0
@@ -143,7 +144,8 @@ def train_stage1(
                      lr=cfg.stage1_lr, batch_size=cfg.batch_size, seed=seed, device=cfg.device, progress=progress,
                      **hooks.learner_options(cfg, data, stage=1)).fit()
         return p.model
-    decided = {**hooks.stage1_settings(cfg), 'seed': seed, 'train_data': data['train'].fingerprint()}
+    decided = {k: v for k, v in hooks.stage1_settings(cfg).items() if k not in located(cfg)}   # the data by content
+    decided.update(seed=seed, train_data=data['train'].fingerprint())
     return stage1_weights(root, decided, specs or hooks.stage1_specs(cfg), train)
 
 # %% ../../nbs/20_experiment_runner.ipynb #b5a4b75c
@@ -252,13 +254,11 @@ def experiment_identity(
     return identity
 
 # %% ../../nbs/20_experiment_runner.ipynb #33efb4b5
-def _relative(weights: dict[str, Path | None], out: Path) -> dict[str, str | None]:
-    "Weights files as paths below `out` where they lie there (else absolute); None: the pretrained start."
-    def one(p):
-        if p is None: return None
-        try: return str(Path(p).relative_to(out))
-        except ValueError: return str(Path(p).resolve())
-    return {s: one(p) for s, p in weights.items()}
+def _stage1_record(weights: dict[str, Path | None], out: Path, cache: Path) -> dict:
+    """What metrics.json says of stage 1: each model's weights file (None: its pretrained start) and the cache, as the
+    run folder names them (`run_path`: from the folder, where it or its sweep holds them)."""
+    return {'stage1': {s: None if p is None else run_path(out, p) for s, p in weights.items()},
+            'stage1_cache': run_path(out, cache)}
 
 def _complementary(starts: dict[int, Start]) -> dict:
     "Complementary knowledge at the start, mean over seeds, where the task gives per-sample correctness."
@@ -329,7 +329,7 @@ def run_experiment(
     seed_list = list(seeds) if seeds is not None else list(range(cfg.seeds))
     if len(set(seed_list)) != len(seed_list): raise ValueError(f"seeds {seed_list} name a seed twice: give each once")
     identity = experiment_identity(cfg, arms, seeds, hooks.stage1_specs(cfg))
-    claim = dict(grows=growing(cfg), alongside=RUNNER_FILES, added=added_settings(cfg))
+    claim = dict(grows=growing(cfg), alongside=RUNNER_FILES, added=added_settings(cfg), ignored=located(cfg))
     stage1_dir = Path(stage1_dir or out/'stage1')
     check_apart(out, hooks.inputs(cfg), stage1_dir)                           # the user's data is never touched
     claim_folder(out, identity, overwrite=overwrite, record=False, **claim)   # refused before any work
@@ -338,7 +338,7 @@ def run_experiment(
         data = hooks.data(cfg)
     notes = list(dict.fromkeys(str(w.message) for w in caught))
     fingerprints = {split: s.fingerprint() for split, s in data.items() if s is not None}
-    if not overwrite: same_data(out, fingerprints)                          # before stage 1
+    if not overwrite: same_data(out, fingerprints, [n for s in data.values() if isinstance(s, FileSet) for n in s.changed])
     if on_rank0(lambda: claim_folder(out, identity, overwrite=overwrite, **claim)) == 'extended' and log:
         log(f"extending the experiment in {out}: its finished arms are kept")
     on_rank0(lambda: (out/'data.json').exists() or atomic_write(out/'data.json',
@@ -366,7 +366,7 @@ def run_experiment(
         runs = paired_counts(pd.DataFrame(start_rows + rows), out)
         summary = summarize(runs, hooks.metric, spreads=hooks.spreads)
         return finish_experiment(hooks, cfg, runs, summary, out, started, arms=[a.method for a in chosen], seeds=seed_list,
-                                 notes=notes, stage1=_relative(starts[seed_list[0]].weights, out),
+                                 notes=notes, **_stage1_record(starts[seed_list[0]].weights, out, stage1_dir),
                                  **hooks.facts(cfg, data), **_complementary(starts))
     return on_rank0(finish)
 
@@ -384,7 +384,7 @@ def run_stage1(
     stage1_dir = Path(stage1_dir or out/'stage1')
     check_apart(out, hooks.inputs(cfg), stage1_dir)
     data = hooks.data(cfg)
-    weights = {seed: _relative(train_stage1(hooks, cfg, data, stage1_dir, seed)[0], out)
+    weights = {seed: _stage1_record(train_stage1(hooks, cfg, data, stage1_dir, seed)[0], out, stage1_dir)['stage1']
                for seed in (range(cfg.seeds) if seeds is None else seeds)}
     results = {'stage1': weights, 'wall_time_s': round(time.monotonic() - started, 1)}
     on_rank0(lambda: write_metrics(results, out))

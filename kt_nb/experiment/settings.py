@@ -4,7 +4,7 @@
 
 # %% ../../nbs/17_experiment_settings.ipynb #ce3ab779
 from __future__ import annotations
-import argparse, copy, difflib, inspect, math, os, re
+import argparse, copy, difflib, inspect, math, os, re, reprlib
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Callable, Sequence
 
@@ -13,10 +13,33 @@ from ..engine.sources import check_fit, model_source, spec_help, split_spec, wei
 from ..engine.roles import get_method
 
 # %% auto #0
-__all__ = ['IPYTHON_NAMES', 'ROLES', 'integer', 'number', 'choice', 'boolean', 'text', 'optional', 'distinct', 'mapping', 'path',
-           'device_name', 'device', 'given_params', 'check_names', 'check_params', 'setting', 'Settings',
-           'config_checks', 'settings_of', 'quick_values', 'added_settings', 'growing', 'same_setting',
-           'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms', 'read_value', 'add_settings', 'given_settings']
+__all__ = ['IPYTHON_NAMES', 'ROLES', 'cut', 'shown', 'changes', 'integer', 'number', 'choice', 'boolean', 'text', 'optional',
+           'distinct', 'mapping', 'path', 'device_name', 'device', 'given_params', 'check_names', 'check_params',
+           'setting', 'Settings', 'config_checks', 'settings_of', 'quick_values', 'added_settings', 'growing',
+           'located', 'same_setting', 'TwoStageConfig', 'parse_spec', 'model_specs', 'method_arms', 'read_value',
+           'add_settings', 'given_settings']
+
+# %% ../../nbs/17_experiment_settings.ipynb #0979a286
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = _REPR.maxset = 8
+_REPR.maxlevel = 4
+
+def cut(text, width: int = 300) -> str:
+    "A message at most `width` characters long, cut with '...': a value it quotes whole does not run on."
+    text = str(text)
+    return text if len(text) <= width else text[:width - 3] + '...'
+
+def shown(value, width: int = 80) -> str:
+    "`value` as a message quotes it: its repr, at most `width` characters, cut with '...'; never expanded whole."
+    return cut(_REPR.repr(value), width)
+
+# %% ../../nbs/17_experiment_settings.ipynb #9349c2f1
+def changes(before: dict, now: dict) -> list[str]:
+    "Each key whose value differs between two mappings, as 'key: old -> new', values `shown` (or '(not set)')."
+    quote = lambda values, key: shown(values[key]) if key in values else '(not set)'
+    return [f"{k}: {quote(before, k)} -> {quote(now, k)}" for k in dict.fromkeys([*before, *now])
+            if k not in before or k not in now or before[k] != now[k]]
 
 # %% ../../nbs/17_experiment_settings.ipynb #d014cd80
 def integer(low: int, optional: bool = False) -> Callable:
@@ -24,7 +47,7 @@ def integer(low: int, optional: bool = False) -> Callable:
     def check(value):
         if value is None and optional: return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be an integer{' or None' if optional else ''}, got {value!r}")
+            raise ValueError(f"must be an integer{' or None' if optional else ''}, got {shown(value)}")
         if value < low: raise ValueError(f"must be >= {low}, got {value}")
         return value
     return check
@@ -37,8 +60,8 @@ def number(positive: bool, optional: bool = False) -> Callable:
         if value is None and optional: return None
         if isinstance(value, str):
             try: value = float(value)
-            except ValueError: raise ValueError(f"must be a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)): raise ValueError(f"must be a number, got {value!r}")
+            except ValueError: raise ValueError(f"must be a number, got {shown(value)}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)): raise ValueError(f"must be a number, got {shown(value)}")
         if not math.isfinite(value): raise ValueError(f"must be finite, got {value}")
         if value < 0 or (positive and value == 0): raise ValueError(f"must be {'positive' if positive else '>= 0'}, got {value}")
         return float(value)
@@ -49,20 +72,20 @@ def choice(choices: Callable) -> Callable:
     "A check of one of `choices()` (called at check time, so a registry can grow)."
     def check(value):
         valid = list(choices())
-        if value not in valid: raise ValueError(f"unknown value {value!r}; choose from {valid}")
+        if value not in valid: raise ValueError(f"unknown value {shown(value)}; choose from {valid}")
         return value
     return check
 
 # %% ../../nbs/17_experiment_settings.ipynb #3751e6e1
 def boolean(value):
     "True or False, nothing that merely looks like one."
-    if not isinstance(value, bool): raise ValueError(f"must be True or False, got {value!r}")
+    if not isinstance(value, bool): raise ValueError(f"must be True or False, got {shown(value)}")
     return value
 
 # %% ../../nbs/17_experiment_settings.ipynb #c9d7bddd
 def text(value):
     "A string."
-    if not isinstance(value, str): raise ValueError(f"must be a string, got {value!r}")
+    if not isinstance(value, str): raise ValueError(f"must be a string, got {shown(value)}")
     return value
 
 # %% ../../nbs/17_experiment_settings.ipynb #5b96ee4e
@@ -77,27 +100,27 @@ def distinct(kind: type, what: str, low: int | None = None) -> Callable:
     def check(value):
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
         if not ok or (low is not None and any(v < low for v in value)):
-            raise ValueError(f"must be a list of {what}{f' >= {low}' if low is not None else ''}, got {value!r}")
-        if len(set(value)) != len(value): raise ValueError(f"names one of its {what} twice, got {value!r}")
+            raise ValueError(f"must be a list of {what}{f' >= {low}' if low is not None else ''}, got {shown(value)}")
+        if len(set(value)) != len(value): raise ValueError(f"names one of its {what} twice, got {shown(value)}")
         return list(value)
     return check
 
 # %% ../../nbs/17_experiment_settings.ipynb #76fe70c3
 def mapping(value) -> dict:
     "A mapping of names to values (a task's settings)."
-    if not isinstance(value, dict): raise ValueError(f"must be a mapping of setting names to values, got {value!r}")
+    if not isinstance(value, dict): raise ValueError(f"must be a mapping of setting names to values, got {shown(value)}")
     return dict(value)
 
 def path(value):
     "A path, as a string or a `Path`."
-    if not isinstance(value, (str, os.PathLike)) or not str(value): raise ValueError(f"must be a path, got {value!r}")
+    if not isinstance(value, (str, os.PathLike)) or not str(value): raise ValueError(f"must be a path, got {shown(value)}")
     return value
 
 # %% ../../nbs/17_experiment_settings.ipynb #5fb7e3cc
 def device_name(value) -> str:
     "'auto', 'cpu', 'cuda' or 'cuda:N', as written: a GPU's config can be written on a CPU."
     if value not in ('auto', 'cpu', 'cuda') and not re.fullmatch(r'cuda:\d+', str(value)):
-        raise ValueError(f"unknown device {value!r}; choose from ['auto', 'cpu', 'cuda', 'cuda:N']")
+        raise ValueError(f"unknown device {shown(value)}; choose from ['auto', 'cpu', 'cuda', 'cuda:N']")
     return value
 
 def device(value) -> str:
@@ -158,10 +181,12 @@ def setting(
     quick=...,                         # its smoke-test value (`Settings.quick`); left out: its default
     since: tuple | None = None,        # (version, value): the kt_nb it came with, and the value runs before it ran at
     grows: bool = False,               # a later run may extend it (more seeds): that run extends the folder
+    locates: bool = False,             # it says where data lie: a run knows its data by content, not by this value
 ):
     "A field of a `Settings` dataclass that says, once, all kt_nb needs to know of a setting."
     value = dict(default_factory=lambda: copy.deepcopy(default)) if isinstance(default, (list, dict)) else dict(default=default)
-    extra = {**({'quick': quick} if quick is not ... else {}), **({'since': since} if since is not None else {})}
+    extra = {**({'quick': quick} if quick is not ... else {}), **({'since': since} if since is not None else {}),
+             **({'locates': True} if locates else {})}
     return field(**value, metadata={'check': check, 'doc': doc, 'role': role, 'grows': grows, **extra})
 
 # %% ../../nbs/17_experiment_settings.ipynb #bbc86ca4
@@ -223,6 +248,11 @@ def growing(config) -> list[str]:
     "The settings a later run may extend (more seeds): it then extends the run's folder."
     return [f.name for f in fields(config) if f.metadata.get('grows')]
 
+def located(config) -> list[str]:
+    """The settings that say where data lie: recorded with a run, but not what it is (it knows its data by content),
+    so a copy of the data elsewhere resumes the same run and shares its stage 1."""
+    return [f.name for f in fields(config) if f.metadata.get('locates')]
+
 # %% ../../nbs/17_experiment_settings.ipynb #3408aef6
 def same_setting(config, name: str):
     "`config`'s declaration of the setting `name`, for another config that passes it on: declared once, used twice."
@@ -261,14 +291,14 @@ def parse_spec(
     what: str = 'option',               # the option's name in messages (decoder, temporal fusion)
 ) -> tuple[str, str | None]:            # (source, option or None)
     "Split a model spec into its source and option, checking both before any work."
-    if not isinstance(spec, str) or not spec: raise ValueError(f"a model spec is a non-empty string, got {spec!r}. "
+    if not isinstance(spec, str) or not spec: raise ValueError(f"a model spec is a non-empty string, got {shown(spec)}. "
                                                              + spec_help(options, what))
     source, option = split_spec(spec)
     if option not in options:
         valid = [o for o in options if o is not None]
-        if option is None: raise ValueError(f"{spec!r} names no {what}: write '<model>:<{what}>' with one of {valid}")
+        if option is None: raise ValueError(f"{shown(spec)} names no {what}: write '<model>:<{what}>' with one of {valid}")
         escape = " (a ':' inside a path is written %3A)" if source.startswith('local-dir:') or '=' in source else ''
-        raise ValueError(f"{spec!r}: unknown {what} {option!r}; choose from {valid}{escape}")
+        raise ValueError(f"{shown(spec)}: unknown {what} {shown(option)}; choose from {valid}{escape}")
     if option != 'scratch': check_fit(model_source(source))   # weights that do not fit: now, not in stage 1
     else: model_source(source)
     return source, option
@@ -278,7 +308,7 @@ def model_specs(options: Sequence[str], what: str) -> Callable:
     "A check of a list of 2 or more '<source>:<option>' specs, no two of the same weights."
     def check(value):
         if not isinstance(value, (list, tuple)) or len(value) < 2 or not all(isinstance(s, str) for s in value):
-            raise ValueError(f"must be a list of 2 or more '<model>:<{what}>' specs, got {value!r}")
+            raise ValueError(f"must be a list of 2 or more '<model>:<{what}>' specs, got {shown(value)}")
         for spec in value: parse_spec(spec, options, what)
         weights_contents(value)
         return list(value)
@@ -288,7 +318,7 @@ def model_specs(options: Sequence[str], what: str) -> Callable:
 def method_arms(value):
     "A check of a list of transfer arms, each a method spec (`roles.get_method`) that can train a pair; the control always runs."
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"must be a list of method specs ('bikd:task_loss', 'dml', ...), got {value!r}")
+        raise ValueError(f"must be a list of method specs ('bikd:task_loss', 'dml', ...), got {shown(value)}")
     for spec in value:
         if spec.partition(':')[0] == 'control': raise ValueError("lists the control, which always runs: name only the transfer arms")
         get_method(spec).check(2)

@@ -23,13 +23,16 @@ from .settings import (Settings, boolean, check_names, check_params, choice, con
 from .runner import ExperimentHooks, check_hooks, experiment_arms, select_arms
 from ..engine.tracking import write_hparams
 from .evidence import arm_table, paired_counts, summarize
-from .launch import log_event, point_status, read_launch, run_here
-from .jobs import LAUNCHERS, check_slurm, choose_launcher, held_jobs, point_state, run_jobs
+from .settings import changes, cut, shown
+from .launch import (HOLD, hold_folder, log_event, point_error, point_status, read_hold, read_launch,
+                                     read_spec_file, release_folder, run_here)
+from .jobs import (LAUNCHERS, check_slurm, choose_launcher, held_jobs, point_state, run_jobs,
+                                   sweep_runs, sweep_status)
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'DEFAULT_HOOKS', 'load_hooks', 'TrainParameters', 'parameters_cell',
            'make_config', 'check_train_params', 'SweepSettings', 'SweepSpec', 'load_spec', 'expand', 'aggregate',
-           'load_results', 'sweep_status', 'sweep', 'run_report']
+           'load_results', 'plan_sweep', 'sweep', 'run_report']
 
 # %% ../../nbs/23_experiment_sweeps.ipynb #6dff7019
 NOTEBOOKS = Path(str(files('kt_nb')))/'notebooks'   # the parameterized notebooks shipped with kt_nb
@@ -94,7 +97,7 @@ def _gpus(value) -> str:
     if numbers and all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
         return ','.join(map(str, numbers))
     if isinstance(value, str) and value: return value
-    raise ValueError(f"takes 'all' or GPU numbers such as 0,1; got {value!r}")
+    raise ValueError(f"takes 'all' or GPU numbers such as 0,1; got {shown(value)}")
 
 @dataclass
 class SweepSettings(Settings):
@@ -122,7 +125,7 @@ def _grid(value) -> dict:
     mapping(value)
     for axis, values in value.items():
         if not isinstance(values, list) or not values:
-            raise ValueError(f"axis {axis!r} must be a non-empty list, got {values!r}")
+            raise ValueError(f"axis {shown(axis)} must be a non-empty list, got {shown(values)}")
     return dict(value)
 
 @dataclass
@@ -143,9 +146,7 @@ def load_spec(spec: str | Path | dict) -> dict:
         if not file.is_file():
             what = 'is a folder' if file.is_dir() else 'not found'
             raise FileNotFoundError(f"sweep spec {file} {what}: name a .yaml file")
-        try: spec, here = yaml.safe_load(file.read_text()) or {}, file.resolve().parent
-        except yaml.YAMLError as e:
-            raise ValueError(f"sweep spec {file} is not valid YAML: {' '.join(str(e).split())}") from None
+        spec, here = read_spec_file(file) or {}, file.resolve().parent   # of bounded size, aliases expanded
         if not isinstance(spec, dict):
             raise ValueError(f"sweep spec {file} holds a {type(spec).__name__}; a spec is a mapping of settings")
     if 'notebook' in spec:
@@ -153,15 +154,15 @@ def load_spec(spec: str | Path | dict) -> dict:
                          "(hooks: kt_nb.segmentation.experiment:segmentation_experiment, ...), "
                          "and arms as method specs (arm: [bikd, control]); see sweeps/embedded_default.yaml")
     try: check_names(spec, settings_of(SweepSpec), 'key')
-    except ValueError as e: raise ValueError(f"the sweep spec: {e}") from None
+    except ValueError as e: raise ValueError(cut(f"the sweep spec: {e}")) from None
     spec['hooks'] = spec.get('hooks') or DEFAULT_HOOKS
     for key, value in spec.items():
         try: config_checks(SweepSpec)[key](value)
-        except ValueError as e: raise ValueError(f"the sweep spec's {key}: {e}") from None
+        except ValueError as e: raise ValueError(cut(f"the sweep spec's {key}: {e}")) from None   # a long value: cut
     moved = [k for k in spec.get('base', {}) if k in _passed_on()]   # a spelling of older specs
     if moved:
         raise ValueError(f"the sweep spec's base sets {moved[0]!r}, a setting of the sweep, not of the task: "
-                         f"write '{moved[0]}: {spec['base'][moved[0]]}' at the spec's top level")
+                         f"write '{moved[0]}: {shown(spec['base'][moved[0]])}' at the spec's top level")
     # a data folder or table, and a model's folder or file, beside the spec
     beside = lambda key, v: spec_beside(v, here) if key != 'dataset' else \
         str((here/v).resolve()) if isinstance(v, str) and (here/v).exists() else v
@@ -191,7 +192,7 @@ def _point(hooks: ExperimentHooks, spec: dict, chosen: dict) -> dict:
     try:
         cfg = make_config(hooks, settings)
         if seed is not None: integer(0)(seed)
-    except ValueError as e: raise ValueError(f"sweep point {chosen}: {e}") from None
+    except ValueError as e: raise ValueError(cut(f"sweep point {shown(chosen, 200)}: {e}")) from None
     arm_only = set(settings_of(cfg, 'arm')) | set(growing(cfg))   # what an arm may differ in from its control
     touches = lambda axis, value: set(value) if isinstance(value, dict) else {axis}
     axes = {a: v for a, v in chosen.items() if a not in ('arm', 'seed')}
@@ -227,28 +228,27 @@ def expand(
     return points
 
 # %% ../../nbs/23_experiment_sweeps.ipynb #79208571
-def _claim(out: Path, identity: dict, overwrite: bool) -> str:
-    "The sweep folder claimed; one written before sweeps named their task's hooks is refused with the way to rerun it."
+def _decides(spec: dict) -> dict:
+    "What decides a spec's points, flat: its hooks, the settings it passes on, each setting of base and axis of grid."
+    spec = json.loads(json.dumps(spec, default=str))
+    return {'hooks': spec.get('hooks'), **{k: spec[k] for k in _passed_on() if k in spec},
+            **{f"base {k}": v for k, v in (spec.get('base') or {}).items()},
+            **{f"grid {k}": v for k, v in (spec.get('grid') or {}).items()}}
+
+def _claim(out: Path, spec: dict, points: list[str], overwrite: bool, record: bool = True) -> str:
+    """The sweep folder claimed (its hold beside the claim). One written before sweeps named their task's hooks is
+    refused with the way to rerun it; one of an edited spec, naming each setting that changed, old and new."""
     before = json.loads((out/'run.json').read_text()) if (out/'run.json').exists() else {}
     if 'notebook' in before and not overwrite:
         raise FolderInUse(f"{out} holds a sweep of an earlier kt_nb (one notebook per task): "
                           "rerun it into another folder, or with --overwrite to move the old one aside")
-    return claim_folder(out, identity, grows=('points',), overwrite=overwrite)
-
-def _runs(points: list[dict], out: Path) -> list[dict]:
-    """The stage-1 steps the points share (after: None), then the points (after: the names of their steps): each with
-    its folder and notebook parameters. A stage 1 that one point alone starts from is trained in that point."""
-    shared, steps = {'stage1_dir': str(out/'stage1')}, {}
-    users = pd.Series([s for p in points for s in p['stage1']]).value_counts()
-    for p in points:
-        seeds = [p['seed']] if p['seed'] is not None else list(range(len(p['stage1'])))
-        for step, seed in zip(p['stage1'], seeds):
-            if users[step] > 1: steps.setdefault(step, {'name': step, 'folder': out/'steps'/step, 'after': None,
-                'params': {**p['params'], **shared, 'out': str(out/'steps'/step), 'arms': [], 'seeds': [seed],
-                           'stage1_only': True}})
-    return [*steps.values(), *({'name': p['name'], 'folder': out/p['name'], 'params': {**p['params'], **shared,
-                                'out': str(out/p['name'])}, 'after': [s for s in p['stage1'] if s in steps]}
-                               for p in points)]
+    other = before.get('hooks') != spec['hooks'] or not set(before.get('points', [])) <= set(points)
+    if before and other and not overwrite and (out/'sweep.yaml').exists():
+        changed = changes(_decides(read_spec_file(out/'sweep.yaml')), _decides(spec))
+        if changed: raise FolderInUse(f"{out} holds the sweep of another spec ({'; '.join(changed)}): use another "
+                                      "folder (--out), or --overwrite to move the old sweep aside")
+    return claim_folder(out, {'hooks': spec['hooks'], 'points': points}, grows=('points',), overwrite=overwrite,
+                        record=record, alongside=(HOLD, f'.{HOLD}.*'))
 
 # %% ../../nbs/23_experiment_sweeps.ipynb #03652a8c
 def _gathered(out: Path, points: list[dict]) -> pd.DataFrame:
@@ -276,7 +276,8 @@ def _hparams(out: Path, point: dict):
     write_hparams(out/point['name'], hparams, scores)
 
 def aggregate(out: str | Path) -> pd.DataFrame:
-    """One row per point of the sweep in `out` (`results.csv`, `results.parquet`); the paired summary of all finished
+    """One row per point of the sweep in `out` (`results.csv`, `results.parquet`), its notes (a setting the data
+    capped) too; the paired summary of all finished
     ones (`summary.json`) and its arm table with every column (`arms.csv`); each finished point's settings and metrics
     as TensorBoard hparams."""
     out = Path(out)
@@ -284,10 +285,11 @@ def aggregate(out: str | Path) -> pd.DataFrame:
     states = held_jobs([out/p['name'] for p in points])
     table = pd.DataFrame([{'point': p['name'], 'status': point_state(out/p['name'], states), 'setting': p['setting'],
                            'arm': ' '.join(filter(None, [p['arm'], p['variant']])), 'seed': p['seed']} for p in points])
-    failed = table.status == 'failed'
-    table['error'] = [(out/p/'error.txt').read_text().strip() if f else None for p, f in zip(table.point, failed)]
-    table['wall_time_s'] = [json.loads((out/p/'metrics.json').read_text()).get('wall_time_s') if s == 'done' else None
-                            for p, s in zip(table.point, table.status)]
+    rows = list(zip(table.point, table.status))
+    table['error'] = [point_error(out/p) if s in ('failed', 'cancelled') else '' for p, s in rows]
+    metrics = {p: json.loads((out/p/'metrics.json').read_text()) for p, s in rows if s == 'done'}
+    table['wall_time_s'] = [metrics[p].get('wall_time_s') if p in metrics else None for p in table.point]
+    table['notes'] = ['; '.join(metrics[p].get('notes') or []) if p in metrics else '' for p in table.point]   # caps
     for p in points:
         if point_status(out/p['name']) == 'done': _hparams(out, p)
     atomic_write(out/'results.csv', lambda p: table.to_csv(p, index=False))
@@ -313,22 +315,29 @@ def load_results(out: str | Path) -> dict:
         raise FileNotFoundError(f"{path.parent} has no summary.json: run the sweep (no point has finished yet?)")
     return json.loads(path.read_text())
 
-# %% ../../nbs/23_experiment_sweeps.ipynb #3ad8af8e
-def sweep_status(out: str | Path) -> pd.DataFrame:
-    "One row per stage-1 step and point of the sweep in `out`: its status, where it runs or ran, and its error."
-    out = Path(out)
-    if not (out/'points.json').exists(): raise FileNotFoundError(f"{out} holds no sweep (no points.json)")
-    runs = _runs(json.loads((out/'points.json').read_text()), out)
-    states = held_jobs([r['folder'] for r in runs])
-    rows = []
-    for r in runs:
-        where, status = read_launch(r['folder']), point_state(r['folder'], states)
-        error = (r['folder']/'error.txt').read_text().strip() if status == 'failed' else None
-        rows.append({'run': r['name'], 'kind': 'stage 1' if r['after'] is None else 'point', 'status': status,
-                     'job': where.get('job'), 'gpus': ','.join(where.get('gpus') or []) or None, 'error': error})
-    return pd.DataFrame(rows)
-
 # %% ../../nbs/23_experiment_sweeps.ipynb #d874fb46
+def plan_sweep(
+    spec: str | Path | dict,        # a YAML sweep spec, or its dict
+    out: str | Path | None = None,  # sweep folder (default: the spec's `out`, else runs/sweeps/<spec name>)
+    overwrite: bool = False,        # a folder that holds another sweep will be moved aside
+    **settings,                     # the sweep's settings (`SweepSettings`: workers, gpus, ...) over the spec's
+) -> dict:                          # spec, run (its settings), out, make (the job executor's maker), slots, points
+    """Every check a sweep makes before it starts: spec, settings, launcher and GPUs, points, and folder; nothing is
+    written. `kt-nb sweep --dry-run` stops here."""
+    check_names(settings, settings_of(SweepSettings), 'sweep setting')
+    given = {k: v for k, v in settings.items() if v is not None}
+    name = Path(spec).stem if not isinstance(spec, dict) else 'sweep'
+    spec = {**load_spec(spec), **given}
+    run = SweepSettings(**{k: spec[k] for k in settings_of(SweepSettings) if k in spec})
+    out = Path(out or spec.get('out') or Path('runs')/'sweeps'/name).resolve()
+    said = {k: f"the spec's {k}" for k in settings_of(SweepSettings) if k not in given}   # messages name what was given
+    make, slots = choose_launcher(run.launcher, out, spec, run.gpus, run.gpus_per_point, run.workers, run.timeout, said)
+    points = expand(spec)
+    for point in points: check_apart(out, point['reads'])   # no point's data inside, on or around the sweep
+    _claim(out, spec, [p['name'] for p in points], overwrite, record=False)
+    return {'spec': spec, 'run': run, 'out': out, 'make': make, 'slots': slots, 'points': points}
+
+# %% ../../nbs/23_experiment_sweeps.ipynb #1b78f118
 def sweep(
     spec: str | Path | dict,      # a YAML sweep spec, or its dict
     out: str | Path | None = None,  # sweep folder (default: the spec's `out`, else runs/sweeps/<spec name>)
@@ -337,44 +346,44 @@ def sweep(
     overwrite: bool = False,      # move a folder that holds another sweep aside (see `claim_folder`)
     cancel: bool = False,         # jobs: Ctrl-C also cancels them (else they go on; `sweep_status` follows them)
     poll: float = 5.0,            # jobs: seconds between looks at the scheduler
+    take_over: bool = False,      # take over the folder from a sweep of another machine that the user knows is dead
     **settings,                   # the sweep's settings (`SweepSettings`: workers, gpus, launcher, ...) over the spec's
 ) -> pd.DataFrame:                # one row per point (`aggregate`)
-    "Run every unfinished point of a sweep, the stage-1 steps they need first, here or as jobs; then one table."
-    check_names(settings, settings_of(SweepSettings), 'sweep setting')
-    given = {k: v for k, v in settings.items() if v is not None}
-    started, name = time.monotonic(), Path(spec).stem if not isinstance(spec, dict) else 'sweep'
-    spec = {**load_spec(spec), **given}
-    run = SweepSettings(**{k: spec[k] for k in settings_of(SweepSettings) if k in spec})   # refused before any work
-    out = Path(out or spec.get('out') or Path('runs')/'sweeps'/name).resolve()
-    per_point = run.gpus_per_point   # None: one process; no GPU asked of Slurm
-    executor_maker, slots = choose_launcher(run.launcher, out, spec, run.gpus, per_point, run.workers, run.timeout)
-    points = expand(spec)
-    for point in points: check_apart(out, point['reads'])   # no point's data inside, on or around the sweep
-    if _claim(out, {'hooks': spec['hooks'], 'points': [p['name'] for p in points]}, overwrite) == 'extended' and log:
-        log(f"extending the sweep in {out}: its finished points are kept")
-    atomic_write(out/'sweep.yaml', lambda p: p.write_text(yaml.safe_dump({**spec, 'out': str(out)}, sort_keys=False)))
-    atomic_write(out/'points.json', lambda p: p.write_text(json.dumps(points, indent=1, default=str)))
-    runs = [r for r in _runs(points, out) if point_status(r['folder']) != 'done']
-    log_event(out, event='sweep', points=len(points), todo=sum(r['after'] is not None for r in runs),
-              launcher=run.launcher)
-    for point in points:
-        if point_status(out/point['name']) == 'done': log_event(out, point=point['name'], event='skip')
-    env = {'KT_NB_SWEEP': '1'}   # each point's kernel ends with its papermill (`stop_with_sweep`)
-    here = max(1, len(slots) or run.workers or 1)
-    if 'OMP_NUM_THREADS' not in os.environ and here > 1: env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // here))
+    """Run every unfinished point of a sweep, the stage-1 steps they need first, here or as jobs; then one table. The
+    sweep folder has this one controller meanwhile (`launch.hold_folder`)."""
+    started, plan = time.monotonic(), plan_sweep(spec, out, overwrite, **settings)   # refused before any work
+    spec, run, out, points, slots = (plan[k] for k in ('spec', 'run', 'out', 'points', 'slots'))
+    hold = hold_folder(out, take_over)   # or refused, naming the sweep that holds it
     try:
-        if executor_maker is None: run_here(runs, out, TRAIN_NOTEBOOK, here, slots, per_point or 1, run.timeout,
-                                            {**os.environ, **env}, log, progress)
-        else:
-            run_jobs(runs, out, TRAIN_NOTEBOOK, executor_maker(), run.launcher, per_point or 1, env, log, cancel, poll)
-    except KeyboardInterrupt:   # Ctrl-C or SIGTERM: the table keeps what finished
-        log_event(out, event='interrupted')
-        aggregate(out)
-        raise
-    table = aggregate(out)
-    log_event(out, event='end', seconds=round(time.monotonic() - started, 1), done=int((table.status == 'done').sum()),
-              failed=int((table.status == 'failed').sum()))
-    return table
+        if _claim(out, spec, [p['name'] for p in points], overwrite) == 'extended' and log:
+            log(f"extending the sweep in {out}: its finished points are kept")
+        if not read_hold(out): hold = hold_folder(out)   # --overwrite moved the old sweep aside, the hold with it
+        written = yaml.safe_dump({**spec, 'out': str(out)}, sort_keys=False)
+        atomic_write(out/'sweep.yaml', lambda p: p.write_text(written))
+        atomic_write(out/'points.json', lambda p: p.write_text(json.dumps(points, indent=1, default=str)))
+        runs = [r for r in sweep_runs(points, out) if point_status(r['folder']) != 'done']
+        log_event(out, event='sweep', points=len(points), todo=sum(r['after'] is not None for r in runs),
+                  launcher=run.launcher)
+        for point in points:
+            if point_status(out/point['name']) == 'done': log_event(out, point=point['name'], event='skip')
+        env = {'KT_NB_SWEEP': '1'}   # each point's kernel ends with its papermill (`stop_with_sweep`)
+        here = max(1, len(slots) or run.workers or 1)
+        if 'OMP_NUM_THREADS' not in os.environ and here > 1:
+            env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // here))
+        per_point = run.gpus_per_point or 1
+        try:
+            if plan['make'] is None: run_here(runs, out, TRAIN_NOTEBOOK, here, slots, per_point, run.timeout,
+                                              {**os.environ, **env}, log, progress)
+            else: run_jobs(runs, out, TRAIN_NOTEBOOK, plan['make'](), run.launcher, per_point, env, log, cancel, poll)
+        except KeyboardInterrupt:   # Ctrl-C or SIGTERM: the table keeps what finished
+            log_event(out, event='interrupted')
+            aggregate(out)
+            raise
+        table = aggregate(out)
+        log_event(out, event='end', seconds=round(time.monotonic() - started, 1),
+                  done=int((table.status == 'done').sum()), failed=int((table.status == 'failed').sum()))
+        return table
+    finally: release_folder(out, hold)
 
 # %% ../../nbs/23_experiment_sweeps.ipynb #edcd1c10
 def run_report(

@@ -100,7 +100,8 @@ class SegFiles(Dataset):
 
     def sample_id(self, i: int) -> str: return self.files[i]
     def fingerprint(self) -> str:
-        return files_fingerprint(self.root, self.files + self.masks, f"{self.classes!r}|{self.size}|{self.ignore_index}|{self.reduce_zero_label}")
+        return files_fingerprint(self.root, self.files + self.masks,
+                                 f"{self.classes!r}|{self.size}|{self.ignore_index}|{self.reduce_zero_label}")[0]
     def thumbnail(self, i: int) -> Tensor: return self[i][0]
     def reseed(self, seed: int): "Pairs are resized, never drawn at random."
     def unreadable(self) -> list[str]: return []
