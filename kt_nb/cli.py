@@ -309,7 +309,7 @@ def sweep_command(args) -> int:
 def status_command(out: Path) -> int:
     """`kt-nb sweep --status OUT`: who controls the sweep, a line per stage-1 step and point, then the counts; exit 1
     where one failed."""
-    from kt_nb.experiment.sweeps import sweep_status
+    from kt_nb.experiment.jobs import sweep_status
     from kt_nb.experiment.launch import read_hold
     table = sweep_status(out)   # only read: it answers while a sweep controls the folder
     if holder := read_hold(out):
@@ -336,9 +336,9 @@ def screen_command(args) -> int:
     say(f"Every pair on {args.data}, best first: each model's predicted change against its control, in points of "
         "accuracy (95 % interval), and the screening behind it (validation split, %; the partner's accuracy minus the "
         "model's, what the partner knows that the model does not, the share the partner would teach):")
-    print('  ' + lines[0])
+    print('  ' + lines[0]); previous = None
     for pair, row in zip(table.index.get_level_values(0), lines[1:]):
-        if row is lines[1] or pair != previous: print(pair)
+        if pair != previous: print(pair)
         print('  ' + row); previous = pair
     rho, naive = figures['spearman'], figures['naive']
     say(f"\nthe predictor ranks measured gains with Spearman's rho {rho['rho']:.2f} [{rho['lo']:.2f}, {rho['hi']:.2f}] over "

@@ -7,7 +7,8 @@ import subprocess
 import pytest
 
 from kt_nb.experiment.launch import read_launch
-from kt_nb.experiment.sweeps import sweep, sweep_status
+from kt_nb.experiment.jobs import sweep_status
+from kt_nb.experiment.sweeps import sweep
 
 SPEC = {'threads': 1,
         'base': {'dataset': 'digits', 'groups': [['test_resnet:scratch', 'test_efficientnet:scratch']], 'n_train': 128,

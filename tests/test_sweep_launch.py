@@ -23,7 +23,8 @@ from kt_nb.data.load import load_dataset
 from kt_nb.data.sources import write_image_folder
 from kt_nb.experiment import launch
 from kt_nb.experiment.launch import read_launch, run_point
-from kt_nb.experiment.sweeps import TRAIN_NOTEBOOK, TrainParameters, sweep, sweep_status
+from kt_nb.experiment.jobs import sweep_status
+from kt_nb.experiment.sweeps import TRAIN_NOTEBOOK, TrainParameters, sweep
 
 KT_NB = Path(sys.executable).with_name('kt-nb')
 SMALL = {'threads': 1,

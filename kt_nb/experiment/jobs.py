@@ -12,9 +12,9 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .settings import (Settings, check_names, config_checks, integer, number, optional, setting,
-                                       settings_of, text)
+                                       settings_of, shown, text)
 from .launch import (cancel_point, fail_point, failed_step, gpu_slots, log_event, point_error,
-                                     point_status, process_lives, read_launch, record_launch, run_point, shown)
+                                     point_status, process_lives, read_launch, record_launch, run_point)
 
 # %% auto #0
 __all__ = ['LAUNCHERS', 'SLURM_UNITS', 'lines', 'SlurmSettings', 'check_slurm', 'check_launcher', 'job_executor',

@@ -15,7 +15,7 @@ from contextlib import suppress
 from tqdm.auto import tqdm
 
 from ..data.storage import atomic_write, bar_width
-from .settings import changes, cut, shown
+from .settings import shown
 
 # %% auto #0
 __all__ = ['SWEEP_ADVICE', 'RANK_ENTRY', 'SPEC_LIMITS', 'HOLD', 'stop_with_sweep', 'run_rank', 'point_command', 'point_status',
@@ -309,7 +309,7 @@ def read_hold(out: Path) -> dict:
 
 def _held(out: Path, holder: dict, alive: bool | None) -> str:
     since = time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(holder.get('since', 0)))
-    advice = (f"if that sweep is dead (its machine or job gone), rerun with --take-over" if alive is None else
+    advice = ("if that sweep is dead (its machine or job gone), rerun with --take-over" if alive is None else
               f"let it end, or stop it (kill {holder.get('pid')})")
     return (f"{out} is controlled by another kt-nb sweep, pid {holder.get('pid')} on {holder.get('host')} "
             f"since {since}: kt-nb sweep --status {out} shows where it stands; {advice}")

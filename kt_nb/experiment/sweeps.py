@@ -24,10 +24,10 @@ from .runner import ExperimentHooks, check_hooks, experiment_arms, select_arms
 from ..engine.tracking import write_hparams
 from .evidence import arm_table, paired_counts, summarize
 from .settings import changes, cut, shown
-from .launch import (HOLD, hold_folder, log_event, point_error, point_status, read_hold, read_launch,
+from .launch import (HOLD, hold_folder, log_event, point_error, point_status, read_hold,
                                      read_spec_file, release_folder, run_here)
 from .jobs import (LAUNCHERS, check_slurm, choose_launcher, held_jobs, point_state, run_jobs,
-                                   sweep_runs, sweep_status)
+                                   sweep_runs)
 
 # %% auto #0
 __all__ = ['NOTEBOOKS', 'TRAIN_NOTEBOOK', 'REPORT_NOTEBOOK', 'DEFAULT_HOOKS', 'load_hooks', 'TrainParameters', 'parameters_cell',
