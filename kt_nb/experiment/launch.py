@@ -32,10 +32,13 @@ def _papermill_command() -> list[str]:
     return [on_path] if on_path else [sys.executable, '-m', 'papermill']
 
 # %% ../../nbs/21_experiment_launch.ipynb #20afd51b
+try: _PRCTL = ctypes.CDLL(None).prctl   # found once, here: between fork and exec a lookup could wait on a lock forever
+except (OSError, AttributeError): _PRCTL = None   # not Linux
+
 def _die_with_parent():
-    "Ask Linux to kill this process when the thread that started it ends (the sweep was killed)."
-    try: ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError): pass
+    """Ask Linux to kill this process when the thread that started it ends (the sweep was killed). Safe between fork
+    and exec: it only calls the function found at import, taking no lock another thread may have held."""
+    if _PRCTL is not None: _PRCTL(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
 
 # %% ../../nbs/21_experiment_launch.ipynb #90db1ab0
 def stop_with_sweep():
