@@ -78,14 +78,14 @@ readme: install
 
 # Every test; the last line names the five slowest and any test over its 60 s budget (tests/summary.py).
 test: install data chromium slurm check-sync
-	$(BIN)/python -m pytest -n 2 --dist worksteal -q -p no:cacheprovider --junitxml=.test-results.xml tests; \
+	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider --junitxml=.test-results.xml tests; \
 	status=$$?; $(BIN)/python tests/summary.py .test-results.xml; exit $$status
 
 # After every edit, in minutes: the notebooks and the unit tests, without the end-to-end runs that
 # tests/conftest.py lists (demo, sweeps, Slurm, browser, install) and the notebook cells flagged `#| e2e` (whole
 # sweeps), so without their data, Chromium or Slurm set-up.
 test-quick: install check-sync
-	$(BIN)/python -m pytest -n 2 --dist worksteal -q -p no:cacheprovider -m 'not e2e' --junitxml=.test-results.xml tests; \
+	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider -m 'not e2e' --junitxml=.test-results.xml tests; \
 	status=$$?; $(BIN)/python tests/summary.py .test-results.xml; exit $$status
 
 test-slow: install data
