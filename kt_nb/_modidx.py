@@ -781,6 +781,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'kt_nb/experiment/launch.py'),
                                          'kt_nb.experiment.launch._drop_hold': ( 'experiment_launch.html#_drop_hold',
                                                                                  'kt_nb/experiment/launch.py'),
+                                         'kt_nb.experiment.launch._dying_with_parent': ( 'experiment_launch.html#_dying_with_parent',
+                                                                                         'kt_nb/experiment/launch.py'),
                                          'kt_nb.experiment.launch._error_of': ( 'experiment_launch.html#_error_of',
                                                                                 'kt_nb/experiment/launch.py'),
                                          'kt_nb.experiment.launch._held': ('experiment_launch.html#_held', 'kt_nb/experiment/launch.py'),

@@ -32,13 +32,19 @@ def _papermill_command() -> list[str]:
     return [on_path] if on_path else [sys.executable, '-m', 'papermill']
 
 # %% ../../nbs/21_experiment_launch.ipynb #20afd51b
-try: _PRCTL = ctypes.CDLL(None).prctl   # found once, here: between fork and exec a lookup could wait on a lock forever
-except (OSError, AttributeError): _PRCTL = None   # not Linux
-
 def _die_with_parent():
-    """Ask Linux to kill this process when the thread that started it ends (the sweep was killed). Safe between fork
-    and exec: it only calls the function found at import, taking no lock another thread may have held."""
-    if _PRCTL is not None: _PRCTL(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    "Ask Linux to kill this process when the thread that started it ends (the sweep was killed)."
+    try: ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError): pass
+
+_BECOME = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
+           "os.getppid() == int(sys.argv[1]) or sys.exit(1); os.execvp(sys.argv[2], sys.argv[2:])")
+
+def _dying_with_parent(command: list[str]) -> list[str]:
+    """`command`, started so that Linux kills it when the thread that started it ends: a short Python asks for that,
+    then becomes `command`. Nothing of this process runs between fork and exec (no `preexec_fn`): in a process with
+    threads (a notebook's kernel, a test worker) that could wait forever on a lock another thread held at the fork."""
+    return [sys.executable, '-c', _BECOME, str(os.getpid()), *command] if sys.platform == 'linux' else command
 
 # %% ../../nbs/21_experiment_launch.ipynb #90db1ab0
 def stop_with_sweep():
@@ -137,9 +143,8 @@ def run_point(
     for stale in ('error.txt', 'cancelled.txt', 'notebook.ipynb'): (folder/stale).unlink(missing_ok=True)   # earlier
     (folder/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
     with open(folder/'papermill.log', 'w') as log:
-        try: rc = subprocess.run(point_command(notebook, folder, processes), stdout=log, stderr=subprocess.STDOUT,
-                                 timeout=timeout, env=env,
-                                 preexec_fn=_die_with_parent if sys.platform == 'linux' else None).returncode
+        try: rc = subprocess.run(_dying_with_parent(point_command(notebook, folder, processes)), stdout=log,
+                                 stderr=subprocess.STDOUT, timeout=timeout, env=env).returncode
         except subprocess.TimeoutExpired: rc, timed_out = -1, True
         else: timed_out = False
     if rc == 0 and (folder/'metrics.json').exists(): return 'done'
